@@ -1,0 +1,5 @@
+"""``python -m scimgate`` = the ``scimgate`` command."""
+
+from scimgate.cli.main import run
+
+run()

@@ -1,0 +1,306 @@
+"""Group storage. Members live in ``group_members``, never inside the group's document.
+
+Adding or removing k members costs O(k) statements on indexed keys, whatever the group's
+size, and reading a group without its members never touches the membership table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scimgate.directory.errors import InvalidInput
+from scimgate.directory.keys import fold
+from scimgate.directory.records import Page, ResourceRecord
+from scimgate.directory.tenancy import new_id, utcnow
+from scimgate.store.tables import group_members, groups, users
+
+CHUNK = 500
+"""Ids per IN-list / multi-row insert: well under both backends' parameter limits."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member as SCIM renders it: id, ``User`` or ``Group``, and a display name."""
+
+    value: str
+    type: str
+    display: str | None
+
+
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield list(items[start : start + CHUNK])
+
+
+def _columns(doc: dict[str, Any]) -> dict[str, Any]:
+    display_name = doc["displayName"]
+    return {
+        "display_name": display_name,
+        "display_name_key": fold(display_name),
+        "external_id": doc.get("externalId"),
+        "data": doc,
+    }
+
+
+_RECORD_COLUMNS = (
+    groups.c.id,
+    groups.c.directory_id,
+    groups.c.data,
+    groups.c.version,
+    groups.c.created_at,
+    groups.c.updated_at,
+)
+
+
+def _record(row: Any) -> ResourceRecord:
+    return ResourceRecord(
+        id=row.id,
+        directory_id=row.directory_id,
+        doc=row.data,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def insert(conn: AsyncConnection, directory_id: str, doc: dict[str, Any]) -> ResourceRecord:
+    now = utcnow()
+    row = {
+        "id": new_id(),
+        "directory_id": directory_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        **_columns(doc),
+    }
+    await conn.execute(groups.insert().values(**row))
+    return ResourceRecord(row["id"], directory_id, doc, 1, now, now)
+
+
+async def get(
+    conn: AsyncConnection, directory_id: str, group_id: str, *, for_update: bool = False
+) -> ResourceRecord | None:
+    query = select(*_RECORD_COLUMNS).where(
+        groups.c.directory_id == directory_id, groups.c.id == group_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return _record(row) if row else None
+
+
+async def replace(
+    conn: AsyncConnection, current: ResourceRecord, doc: dict[str, Any] | None = None
+) -> ResourceRecord:
+    """Store a new document (or, with ``doc=None``, only bump version and lastModified
+    after a membership change). The caller holds the group's row lock."""
+    now = utcnow()
+    values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
+    if doc is not None:
+        values.update(_columns(doc))
+    await conn.execute(update(groups).where(groups.c.id == current.id).values(**values))
+    return ResourceRecord(
+        current.id,
+        current.directory_id,
+        doc if doc is not None else current.doc,
+        current.version + 1,
+        current.created_at,
+        now,
+    )
+
+
+async def delete_group(conn: AsyncConnection, directory_id: str, group_id: str) -> bool:
+    """Delete a group; its memberships (both ways) go by cascade."""
+    await conn.execute(
+        update(groups)
+        .where(
+            groups.c.id.in_(
+                select(group_members.c.group_id).where(group_members.c.member_group_id == group_id)
+            )
+        )
+        .where(groups.c.directory_id == directory_id)
+        .values(version=groups.c.version + 1, updated_at=utcnow())
+    )
+    result = await conn.execute(
+        delete(groups).where(groups.c.directory_id == directory_id, groups.c.id == group_id)
+    )
+    return result.rowcount > 0
+
+
+async def search(
+    conn: AsyncConnection,
+    directory_id: str,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+) -> Page:
+    """One page of groups matching ``where``; ``limit=0`` counts only."""
+    conditions = [groups.c.directory_id == directory_id]
+    if where is not None:
+        conditions.append(where)
+    total = (
+        await conn.execute(select(func.count()).select_from(groups).where(*conditions))
+    ).scalar_one()
+    records: list[ResourceRecord] = []
+    if limit > 0 and offset < total:
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(*conditions)
+            .order_by(*order_by, groups.c.created_at, groups.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        records = [_record(r) for r in await conn.execute(query)]
+    return Page(total, records)
+
+
+async def _classify(
+    conn: AsyncConnection, directory_id: str, group_id: str, member_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Membership rows for the given ids; refuses ids that are not a user or group here."""
+    wanted = list(dict.fromkeys(member_ids))
+    user_ids: set[str] = set()
+    group_ids: set[str] = set()
+    for chunk in _chunks(wanted):
+        user_ids.update(
+            (
+                await conn.execute(
+                    select(users.c.id).where(
+                        users.c.directory_id == directory_id, users.c.id.in_(chunk)
+                    )
+                )
+            ).scalars()
+        )
+        rest = [i for i in chunk if i not in user_ids]
+        if rest:
+            group_ids.update(
+                (
+                    await conn.execute(
+                        select(groups.c.id).where(
+                            groups.c.directory_id == directory_id, groups.c.id.in_(rest)
+                        )
+                    )
+                ).scalars()
+            )
+    unknown = [i for i in wanted if i not in user_ids and i not in group_ids]
+    if unknown:
+        shown = ", ".join(repr(i) for i in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        raise InvalidInput(
+            f"members: no user or group with id {shown} in this directory "
+            "(provision the user before adding it to a group)"
+        )
+    if group_id in group_ids:
+        raise InvalidInput("members: a group cannot be a member of itself")
+    now = utcnow()
+    return [
+        {
+            "group_id": group_id,
+            "member_id": mid,
+            "directory_id": directory_id,
+            "user_id": mid if mid in user_ids else None,
+            "member_group_id": mid if mid in group_ids else None,
+            "created_at": now,
+        }
+        for mid in wanted
+    ]
+
+
+async def add_members(
+    conn: AsyncConnection, directory_id: str, group_id: str, member_ids: Sequence[str]
+) -> list[str]:
+    """Add members; existing ones are a no-op. Returns the ids actually added."""
+    rows = await _classify(conn, directory_id, group_id, member_ids)
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    added: list[str] = []
+    for start in range(0, len(rows), CHUNK):
+        stmt = (
+            insert_(group_members)
+            .values(rows[start : start + CHUNK])
+            .on_conflict_do_nothing(index_elements=["group_id", "member_id"])
+            .returning(group_members.c.member_id)
+        )
+        added.extend((await conn.execute(stmt)).scalars())
+    return added
+
+
+async def remove_members(
+    conn: AsyncConnection, group_id: str, member_ids: Sequence[str]
+) -> list[str]:
+    """Remove the listed members (absent ones are ignored). Returns the ids removed."""
+    removed: list[str] = []
+    for chunk in _chunks(list(dict.fromkeys(member_ids))):
+        result = await conn.execute(
+            delete(group_members)
+            .where(group_members.c.group_id == group_id, group_members.c.member_id.in_(chunk))
+            .returning(group_members.c.member_id)
+        )
+        removed.extend(result.scalars())
+    return removed
+
+
+async def clear_members(conn: AsyncConnection, group_id: str) -> list[str]:
+    result = await conn.execute(
+        delete(group_members)
+        .where(group_members.c.group_id == group_id)
+        .returning(group_members.c.member_id)
+    )
+    return list(result.scalars())
+
+
+async def replace_members(
+    conn: AsyncConnection, directory_id: str, group_id: str, member_ids: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Make the member set exactly ``member_ids``. Returns (added, removed)."""
+    wanted = set(member_ids)
+    current = set(
+        (
+            await conn.execute(
+                select(group_members.c.member_id).where(group_members.c.group_id == group_id)
+            )
+        ).scalars()
+    )
+    removed = await remove_members(conn, group_id, sorted(current - wanted))
+    added = await add_members(
+        conn, directory_id, group_id, [m for m in member_ids if m not in current]
+    )
+    return added, removed
+
+
+async def members_of(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[str, list[Member]]:
+    """All members of each group, for rendering ``Group.members``."""
+    found: dict[str, list[Member]] = {gid: [] for gid in group_ids}
+    if not group_ids:
+        return found
+    member_group = groups.alias("member_group")
+    rows = await conn.execute(
+        select(
+            group_members.c.group_id,
+            group_members.c.member_id,
+            group_members.c.user_id,
+            func.coalesce(users.c.display_name, users.c.user_name, member_group.c.display_name),
+        )
+        .outerjoin(users, users.c.id == group_members.c.user_id)
+        .outerjoin(member_group, member_group.c.id == group_members.c.member_group_id)
+        .where(group_members.c.group_id.in_(list(group_ids)))
+        .order_by(group_members.c.group_id, group_members.c.created_at, group_members.c.member_id)
+    )
+    for group_id, member_id, user_id, display in rows:
+        found[group_id].append(Member(member_id, "User" if user_id else "Group", display))
+    return found
+
+
+async def member_count(conn: AsyncConnection, group_id: str) -> int:
+    return (
+        await conn.execute(
+            select(func.count())
+            .select_from(group_members)
+            .where(group_members.c.group_id == group_id)
+        )
+    ).scalar_one()

@@ -1,0 +1,206 @@
+"""Organizations (the host app's customers) and their SCIM directories.
+
+Every user, group and membership belongs to exactly one directory; a directory's bearer
+token is the only key to its data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scimgate.directory.errors import Conflict, InvalidInput, NotFound
+from scimgate.directory.tokens import generate_token, hash_token, token_hint, token_matches
+from scimgate.store.engine import Database
+from scimgate.store.tables import directories, organizations
+
+PROVIDERS = ("entra", "okta", "onelogin", "jumpcloud", "generic")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Directory:
+    id: str
+    organization_id: str
+    name: str
+    provider: str
+    enabled: bool
+    token_hint: str
+    token_rotated_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+def _org(row: Any) -> Organization:
+    return Organization(
+        id=row.id,
+        name=row.name,
+        external_id=row.external_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+_DIRECTORY_COLUMNS = [c for c in directories.c if c.name != "token_hash"]
+
+
+def _directory(row: Any) -> Directory:
+    return Directory(**{c.name: getattr(row, c.name) for c in _DIRECTORY_COLUMNS})
+
+
+class Tenancy:
+    """Create, find and manage organizations and directories."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create_organization(self, name: str, external_id: str | None = None) -> Organization:
+        if not name.strip():
+            raise InvalidInput("organization name must not be empty")
+        now = utcnow()
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "name": name.strip(),
+            "external_id": external_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(organizations.insert().values(**row))
+        except IntegrityError as exc:
+            raise Conflict(f"an organization with external id {external_id!r} exists") from exc
+        return Organization(**row)
+
+    async def get_organization(self, ref: str) -> Organization:
+        """Find an organization by its id or its external id."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(organizations).where(
+                        or_(organizations.c.id == ref, organizations.c.external_id == ref)
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no organization with id or external id {ref!r}")
+        return _org(row)
+
+    async def list_organizations(self) -> list[Organization]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(organizations).order_by(organizations.c.created_at))
+            return [_org(r) for r in rows]
+
+    async def create_directory(
+        self, org_ref: str, name: str | None = None, provider: str = "generic"
+    ) -> tuple[Directory, str]:
+        """Create a directory; returns it with its token, which is not retrievable later."""
+        if provider not in PROVIDERS:
+            raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}")
+        org = await self.get_organization(org_ref)
+        token = generate_token()
+        now = utcnow()
+        row = {
+            "id": new_id(),
+            "organization_id": org.id,
+            "name": (name or f"{org.name} ({provider})").strip(),
+            "provider": provider,
+            "enabled": True,
+            "token_hash": hash_token(token),
+            "token_hint": token_hint(token),
+            "token_rotated_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.db.write() as conn:
+            await conn.execute(directories.insert().values(**row))
+        return _directory(_Row(row)), token
+
+    async def get_directory(self, directory_id: str) -> Directory:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(*_DIRECTORY_COLUMNS).where(directories.c.id == directory_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no directory with id {directory_id!r}")
+        return _directory(row)
+
+    async def list_directories(self, organization_id: str | None = None) -> list[Directory]:
+        query = select(*_DIRECTORY_COLUMNS).order_by(directories.c.created_at)
+        if organization_id is not None:
+            query = query.where(directories.c.organization_id == organization_id)
+        async with self.db.read() as conn:
+            return [_directory(r) for r in await conn.execute(query)]
+
+    async def rotate_token(self, directory_id: str) -> tuple[Directory, str]:
+        """Issue a new token; the previous one stops working with this commit."""
+        token = generate_token()
+        now = utcnow()
+        async with self.db.write() as conn:
+            await self._update(
+                conn,
+                directory_id,
+                token_hash=hash_token(token),
+                token_hint=token_hint(token),
+                token_rotated_at=now,
+            )
+        return await self.get_directory(directory_id), token
+
+    async def set_enabled(self, directory_id: str, enabled: bool) -> Directory:
+        async with self.db.write() as conn:
+            await self._update(conn, directory_id, enabled=enabled)
+        return await self.get_directory(directory_id)
+
+    async def _update(self, conn: AsyncConnection, directory_id: str, **values: Any) -> None:
+        result = await conn.execute(
+            update(directories)
+            .where(directories.c.id == directory_id)
+            .values(updated_at=utcnow(), **values)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no directory with id {directory_id!r}")
+
+    async def authenticate(self, directory_id: str, token: str) -> Directory | None:
+        """The enabled directory this token opens, or None (wrong token, another
+        directory's token, disabled directory). Unknown ids raise NotFound: directory ids
+        are random, so saying so leaks nothing and tells an admin the Tenant URL is off."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(select(directories).where(directories.c.id == directory_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
+        if not token_matches(token, row.token_hash) or not row.enabled:
+            return None
+        return _directory(row)
+
+
+class _Row:
+    """Attribute access over a dict, so freshly inserted rows map like fetched ones."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)

@@ -1,0 +1,169 @@
+"""User storage: one row per user, the canonical SCIM document in ``data``.
+
+The indexed columns (userName key, externalId, displayName, active) are derived from the
+document on every write, here and only here, so they can never drift from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scimgate.directory.errors import Conflict
+from scimgate.directory.keys import fold
+from scimgate.directory.records import Page, ResourceRecord
+from scimgate.directory.tenancy import new_id, utcnow
+from scimgate.store.tables import group_members, groups, users
+
+
+def _columns(doc: dict[str, Any]) -> dict[str, Any]:
+    user_name = doc["userName"]
+    active = doc.get("active")
+    return {
+        "user_name": user_name,
+        "user_name_key": fold(user_name),
+        "external_id": doc.get("externalId"),
+        "display_name": doc.get("displayName"),
+        "active": True if active is None else bool(active),
+        "data": doc,
+    }
+
+
+def _record(row: Any) -> ResourceRecord:
+    return ResourceRecord(
+        id=row.id,
+        directory_id=row.directory_id,
+        doc=row.data,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+_RECORD_COLUMNS = (
+    users.c.id,
+    users.c.directory_id,
+    users.c.data,
+    users.c.version,
+    users.c.created_at,
+    users.c.updated_at,
+)
+
+
+def _conflict(doc: dict[str, Any]) -> Conflict:
+    return Conflict(f"a user with userName {doc['userName']!r} already exists in this directory")
+
+
+async def insert(conn: AsyncConnection, directory_id: str, doc: dict[str, Any]) -> ResourceRecord:
+    now = utcnow()
+    row = {
+        "id": new_id(),
+        "directory_id": directory_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        **_columns(doc),
+    }
+    try:
+        await conn.execute(users.insert().values(**row))
+    except IntegrityError as exc:
+        raise _conflict(doc) from exc
+    return ResourceRecord(row["id"], directory_id, doc, 1, now, now)
+
+
+async def get(
+    conn: AsyncConnection, directory_id: str, user_id: str, *, for_update: bool = False
+) -> ResourceRecord | None:
+    query = select(*_RECORD_COLUMNS).where(
+        users.c.directory_id == directory_id, users.c.id == user_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return _record(row) if row else None
+
+
+async def replace(
+    conn: AsyncConnection, current: ResourceRecord, doc: dict[str, Any]
+) -> ResourceRecord:
+    """Store a new document for an existing user (caller holds its row lock)."""
+    now = utcnow()
+    try:
+        await conn.execute(
+            update(users)
+            .where(users.c.id == current.id)
+            .values(version=current.version + 1, updated_at=now, **_columns(doc))
+        )
+    except IntegrityError as exc:
+        raise _conflict(doc) from exc
+    return ResourceRecord(
+        current.id, current.directory_id, doc, current.version + 1, current.created_at, now
+    )
+
+
+async def delete_user(conn: AsyncConnection, directory_id: str, user_id: str) -> bool:
+    """Delete a user and (by cascade) its memberships; bumps the groups it left."""
+    await conn.execute(
+        update(groups)
+        .where(
+            groups.c.id.in_(
+                select(group_members.c.group_id).where(group_members.c.user_id == user_id)
+            )
+        )
+        .where(groups.c.directory_id == directory_id)
+        .values(version=groups.c.version + 1, updated_at=utcnow())
+    )
+    result = await conn.execute(
+        delete(users).where(users.c.directory_id == directory_id, users.c.id == user_id)
+    )
+    return result.rowcount > 0
+
+
+async def search(
+    conn: AsyncConnection,
+    directory_id: str,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+) -> Page:
+    """One page of users matching ``where``; ``limit=0`` counts only."""
+    conditions = [users.c.directory_id == directory_id]
+    if where is not None:
+        conditions.append(where)
+    total = (
+        await conn.execute(select(func.count()).select_from(users).where(*conditions))
+    ).scalar_one()
+    records: list[ResourceRecord] = []
+    if limit > 0 and offset < total:
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(*conditions)
+            .order_by(*order_by, users.c.created_at, users.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        records = [_record(r) for r in await conn.execute(query)]
+    return Page(total, records)
+
+
+async def groups_of(
+    conn: AsyncConnection, user_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Direct group memberships (group id, displayName) of each user, for ``User.groups``."""
+    found: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
+    if not user_ids:
+        return found
+    rows = await conn.execute(
+        select(group_members.c.user_id, groups.c.id, groups.c.display_name)
+        .join(groups, groups.c.id == group_members.c.group_id)
+        .where(group_members.c.user_id.in_(list(user_ids)))
+        .order_by(groups.c.display_name)
+    )
+    for user_id, group_id, display_name in rows:
+        found[user_id].append((group_id, display_name))
+    return found

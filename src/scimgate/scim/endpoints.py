@@ -1,0 +1,399 @@
+"""The SCIM resource endpoints: /Users and /Groups, list/search/CRUD/PATCH.
+
+Each handler authenticates, parses (``payloads``/``patch``/``params``), runs one database
+transaction through the ``directory`` repositories and renders (``render``). Writes hold
+the resource's row lock from read to write, so concurrent PATCHes never lose an update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from scimgate.directory import groups as group_repo
+from scimgate.directory import users as user_repo
+from scimgate.directory.records import Page, ResourceRecord
+from scimgate.directory.tenancy import Directory, Tenancy
+from scimgate.scim.errors import ScimError, not_found
+from scimgate.scim.filter_sql import compile_filter, sort_expression
+from scimgate.scim.http import check_if_match, not_modified, read_json, scim_response
+from scimgate.scim.params import ListParams, list_params, search_body, selection_params
+from scimgate.scim.patch import apply_user_patch, plan_group_patch
+from scimgate.scim.payloads import parse_group, parse_user
+from scimgate.scim.render import (
+    LIST_SCHEMA,
+    groups_value,
+    members_value,
+    project,
+    resource,
+    wants,
+)
+from scimgate.settings import Settings
+from scimgate.store.engine import Database
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: the directory it may touch and that directory's base URL."""
+
+    directory: Directory
+    scim_base: str
+
+    @property
+    def directory_id(self) -> str:
+        return self.directory.id
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class ScimEndpoints:
+    """Request handlers bound to one database and one configuration."""
+
+    def __init__(self, db: Database, settings: Settings, tenancy: Tenancy) -> None:
+        self.db = db
+        self.settings = settings
+        self.tenancy = tenancy
+
+    # -- authentication -------------------------------------------------------------
+
+    async def caller(self, request: Request) -> Caller:
+        directory_id = request.path_params["directory_id"]
+        token = _bearer(request)
+        directory = await self.tenancy.authenticate(directory_id, token or "")
+        if directory is None:
+            raise ScimError(
+                401,
+                "missing or invalid bearer token for this SCIM directory: paste the Secret "
+                "Token issued for this Tenant URL (a rotated token stops working at once)",
+                headers={"WWW-Authenticate": 'Bearer realm="scimgate"'},
+            )
+        return Caller(directory, self.settings.scim_base_url(directory_id))
+
+    # -- shared helpers ---------------------------------------------------------------
+
+    def _list_params(self, source: dict[str, Any], resource_type: str) -> ListParams:
+        return list_params(
+            source,
+            resource_type,
+            default_count=self.settings.default_page_size,
+            max_count=self.settings.max_page_size,
+        )
+
+    def _where(self, params: ListParams, resource_type: str) -> ColumnElement[bool] | None:
+        if params.filter is None:
+            return None
+        return compile_filter(params.filter, resource_type, self.db.dialect)  # type: ignore[arg-type]
+
+    def _order(self, params: ListParams, resource_type: str) -> list[ColumnElement[Any]]:
+        if params.sort_by is None:
+            return []
+        expr = sort_expression(params.sort_by, resource_type, self.db.dialect)  # type: ignore[arg-type]
+        return [expr.desc() if params.descending else expr.asc()]
+
+    @staticmethod
+    def _list_response(params: ListParams, page: Page, items: list[dict[str, Any]]) -> Response:
+        return scim_response(
+            {
+                "schemas": [LIST_SCHEMA],
+                "totalResults": page.total,
+                "startIndex": params.start_index,
+                "itemsPerPage": len(items),
+                "Resources": items,
+            }
+        )
+
+    # -- users --------------------------------------------------------------------------
+
+    async def _render_users(
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        records: list[ResourceRecord],
+        params: ListParams,
+    ) -> list[dict[str, Any]]:
+        memberships: dict[str, list[tuple[str, str]]] = {}
+        if wants(params.attributes, params.excluded, "groups"):
+            memberships = await user_repo.groups_of(conn, [r.id for r in records])
+        out = []
+        for record in records:
+            extra = None
+            if memberships.get(record.id):
+                extra = {"groups": groups_value(memberships[record.id], caller.scim_base)}
+            out.append(
+                project(
+                    resource(record, "User", caller.scim_base, extra),
+                    params.attributes,
+                    params.excluded,
+                )
+            )
+        return out
+
+    async def _user_response(
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        record: ResourceRecord,
+        request: Request,
+        status: int = 200,
+    ) -> Response:
+        params = selection_params(request.query_params, "User")
+        [body] = await self._render_users(conn, caller, [record], params)
+        headers = {"ETag": record.etag}
+        if status == 201:
+            headers["Location"] = body.get("meta", {}).get("location") or (
+                f"{caller.scim_base}/Users/{record.id}"
+            )
+        return scim_response(body, status, headers)
+
+    async def list_users(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        params = self._list_params(dict(request.query_params), "User")
+        return await self._search_users(caller, params)
+
+    async def search_users(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        body = search_body(await read_json(request, self.settings.max_body_bytes))
+        return await self._search_users(caller, self._list_params(body, "User"))
+
+    async def _search_users(self, caller: Caller, params: ListParams) -> Response:
+        where, order = self._where(params, "User"), self._order(params, "User")
+        async with self.db.read() as conn:
+            page = await user_repo.search(
+                conn, caller.directory_id, where, order, params.start_index - 1, params.count
+            )
+            items = await self._render_users(conn, caller, page.records, params)
+        return self._list_response(params, page, items)
+
+    async def get_user(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        async with self.db.read() as conn:
+            record = await self._user(conn, caller, request.path_params["id"])
+            if not_modified(request, record.etag):
+                return Response(status_code=304, headers={"ETag": record.etag})
+            return await self._user_response(conn, caller, record, request)
+
+    async def _user(
+        self, conn: AsyncConnection, caller: Caller, user_id: str, *, for_update: bool = False
+    ) -> ResourceRecord:
+        record = await user_repo.get(conn, caller.directory_id, user_id, for_update=for_update)
+        if record is None:
+            raise not_found(f"no user with id {user_id!r} in this directory")
+        return record
+
+    async def create_user(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        doc = parse_user(await read_json(request, self.settings.max_body_bytes))
+
+        async def work(conn: AsyncConnection) -> Response:
+            record = await user_repo.insert(conn, caller.directory_id, doc)
+            return await self._user_response(conn, caller, record, request, 201)
+
+        return await self.db.transact(work)
+
+    async def replace_user(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        doc = parse_user(await read_json(request, self.settings.max_body_bytes))
+
+        async def work(conn: AsyncConnection) -> Response:
+            current = await self._user(conn, caller, request.path_params["id"], for_update=True)
+            check_if_match(request, current.etag)
+            record = current
+            if doc != current.doc:
+                record = await user_repo.replace(conn, current, doc)
+            return await self._user_response(conn, caller, record, request)
+
+        return await self.db.transact(work)
+
+    async def patch_user(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        body = await read_json(request, self.settings.max_body_bytes)
+
+        async def work(conn: AsyncConnection) -> Response:
+            current = await self._user(conn, caller, request.path_params["id"], for_update=True)
+            check_if_match(request, current.etag)
+            doc = apply_user_patch(current.doc, body)
+            record = current
+            if doc != current.doc:
+                record = await user_repo.replace(conn, current, doc)
+            return await self._user_response(conn, caller, record, request)
+
+        return await self.db.transact(work)
+
+    async def delete_user(self, request: Request) -> Response:
+        caller = await self.caller(request)
+
+        async def work(conn: AsyncConnection) -> Response:
+            current = await self._user(conn, caller, request.path_params["id"], for_update=True)
+            check_if_match(request, current.etag)
+            await user_repo.delete_user(conn, caller.directory_id, current.id)
+            return Response(status_code=204)
+
+        return await self.db.transact(work)
+
+    # -- groups -------------------------------------------------------------------------
+
+    async def _render_groups(
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        records: list[ResourceRecord],
+        params: ListParams,
+    ) -> list[dict[str, Any]]:
+        members: dict[str, list[group_repo.Member]] = {}
+        if wants(params.attributes, params.excluded, "members"):
+            members = await group_repo.members_of(conn, [r.id for r in records])
+        out = []
+        for record in records:
+            extra = None
+            if members.get(record.id):
+                extra = {"members": members_value(members[record.id], caller.scim_base)}
+            out.append(
+                project(
+                    resource(record, "Group", caller.scim_base, extra),
+                    params.attributes,
+                    params.excluded,
+                )
+            )
+        return out
+
+    async def _group_response(
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        record: ResourceRecord,
+        request: Request,
+        status: int = 200,
+    ) -> Response:
+        params = selection_params(request.query_params, "Group")
+        [body] = await self._render_groups(conn, caller, [record], params)
+        headers = {"ETag": record.etag}
+        if status == 201:
+            headers["Location"] = f"{caller.scim_base}/Groups/{record.id}"
+        return scim_response(body, status, headers)
+
+    async def _group(
+        self, conn: AsyncConnection, caller: Caller, group_id: str, *, for_update: bool = False
+    ) -> ResourceRecord:
+        record = await group_repo.get(conn, caller.directory_id, group_id, for_update=for_update)
+        if record is None:
+            raise not_found(f"no group with id {group_id!r} in this directory")
+        return record
+
+    async def list_groups(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        params = self._list_params(dict(request.query_params), "Group")
+        return await self._search_groups(caller, params)
+
+    async def search_groups(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        body = search_body(await read_json(request, self.settings.max_body_bytes))
+        return await self._search_groups(caller, self._list_params(body, "Group"))
+
+    async def _search_groups(self, caller: Caller, params: ListParams) -> Response:
+        where, order = self._where(params, "Group"), self._order(params, "Group")
+        async with self.db.read() as conn:
+            page = await group_repo.search(
+                conn, caller.directory_id, where, order, params.start_index - 1, params.count
+            )
+            items = await self._render_groups(conn, caller, page.records, params)
+        return self._list_response(params, page, items)
+
+    async def get_group(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        async with self.db.read() as conn:
+            record = await self._group(conn, caller, request.path_params["id"])
+            if not_modified(request, record.etag):
+                return Response(status_code=304, headers={"ETag": record.etag})
+            return await self._group_response(conn, caller, record, request)
+
+    async def create_group(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        doc, members = parse_group(await read_json(request, self.settings.max_body_bytes))
+
+        async def work(conn: AsyncConnection) -> Response:
+            record = await group_repo.insert(conn, caller.directory_id, doc)
+            if members:
+                await group_repo.add_members(
+                    conn, caller.directory_id, record.id, [m.value for m in members]
+                )
+            return await self._group_response(conn, caller, record, request, 201)
+
+        return await self.db.transact(work)
+
+    async def replace_group(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        doc, members = parse_group(await read_json(request, self.settings.max_body_bytes))
+
+        async def work(conn: AsyncConnection) -> Response:
+            current = await self._group(conn, caller, request.path_params["id"], for_update=True)
+            check_if_match(request, current.etag)
+            added, removed = await group_repo.replace_members(
+                conn, caller.directory_id, current.id, [m.value for m in members or []]
+            )
+            record = current
+            if doc != current.doc or added or removed:
+                record = await group_repo.replace(conn, current, doc)
+            return await self._group_response(conn, caller, record, request)
+
+        return await self.db.transact(work)
+
+    async def patch_group(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        body = await read_json(request, self.settings.max_body_bytes)
+        params = selection_params(request.query_params, "Group")
+
+        async def work(conn: AsyncConnection) -> Response:
+            current = await self._group(conn, caller, request.path_params["id"], for_update=True)
+            check_if_match(request, current.etag)
+            plan = plan_group_patch(current.doc, body)
+            changed = plan.doc != current.doc
+            for action in plan.member_actions:
+                ids = [m.value for m in action.members]
+                if action.kind == "add":
+                    done = await group_repo.add_members(conn, caller.directory_id, current.id, ids)
+                    changed = changed or bool(done)
+                elif action.kind == "remove":
+                    changed = (
+                        bool(await group_repo.remove_members(conn, current.id, ids)) or changed
+                    )
+                elif action.kind == "clear":
+                    changed = bool(await group_repo.clear_members(conn, current.id)) or changed
+                else:
+                    added, removed = await group_repo.replace_members(
+                        conn, caller.directory_id, current.id, ids
+                    )
+                    changed = changed or bool(added or removed)
+            record = current
+            if changed:
+                record = await group_repo.replace(
+                    conn, current, plan.doc if plan.doc != current.doc else None
+                )
+            if params.attributes is None and params.excluded is None:
+                # Groups can have 100k members: do not send them back unasked (RFC 7644
+                # §3.5.2 allows 204 No Content when no attributes were requested).
+                return Response(status_code=204, headers={"ETag": record.etag})
+            return await self._group_response(conn, caller, record, request)
+
+        return await self.db.transact(work)
+
+    async def delete_group(self, request: Request) -> Response:
+        caller = await self.caller(request)
+
+        async def work(conn: AsyncConnection) -> Response:
+            current = await self._group(conn, caller, request.path_params["id"], for_update=True)
+            check_if_match(request, current.etag)
+            await group_repo.delete_group(conn, caller.directory_id, current.id)
+            return Response(status_code=204)
+
+        return await self.db.transact(work)

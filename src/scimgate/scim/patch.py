@@ -1,0 +1,401 @@
+"""PATCH (RFC 7644 §3.5.2) in both of Microsoft Entra's dialects.
+
+scim2-models applies the operations. This module shapes what Entra sends into what the
+library accepts (manager ids in three shapes, custom extension attributes it cannot hold),
+keeps group members out of the library so that a member change costs O(changed members)
+in the store, and reports every failure with the index of the operation at fault, since
+that detail is what an IdP admin reads in Entra's provisioning logs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from pydantic import ValidationError
+from scim2_models import Context, PatchOp, Path, Resource, SCIMException, ScimPolicy
+from scim2_models.path import CompareOperator, Comparison, FilterNode, LogicalExpr, LogicalOperator
+
+from scimgate.scim.errors import (
+    ScimError,
+    invalid_filter,
+    invalid_path,
+    invalid_syntax,
+    invalid_value,
+    no_target,
+)
+from scimgate.scim.payloads import (
+    ENTERPRISE_SCHEMA,
+    MemberRef,
+    ScimGroup,
+    ScimUser,
+    dump,
+    find_key,
+    is_custom_urn,
+    manager_value,
+    member_refs,
+    parse_group,
+    parse_user,
+    resource_name,
+    scim_error,
+    split_document,
+)
+
+__all__ = ["PATCH_SCHEMA", "GroupPatchPlan", "MemberAction", "apply_user_patch", "plan_group_patch"]
+
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+# Entra's legacy dialect removes members by listing them in `value`, and creates the element
+# a filtered path names (`phoneNumbers[type eq "mobile"].value`) when it does not exist yet.
+_POLICY = ScimPolicy(
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+_MANAGER = f"{ENTERPRISE_SCHEMA}:manager"
+_MANAGER_PATHS = ("manager", _MANAGER.casefold())
+
+Op = Literal["add", "remove", "replace"]
+
+
+@dataclass(frozen=True)
+class MemberAction:
+    """One membership change for the store, in request order.
+
+    ``replace`` makes the member set exactly ``members``; ``clear`` empties it (also what a
+    replace with no members becomes).
+    """
+
+    kind: Literal["add", "remove", "replace", "clear"]
+    members: tuple[MemberRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupPatchPlan:
+    """A group PATCH, planned without loading members: the new document and member changes."""
+
+    doc: dict[str, Any]
+    member_actions: tuple[MemberAction, ...]
+
+
+@dataclass(frozen=True)
+class _Operation:
+    index: int
+    op: Op
+    path: str | None
+    value: Any
+    """None when absent; for replace with a path, also an explicit null (unassign)."""
+
+    @property
+    def prefix(self) -> str:
+        target = f" {self.path}" if self.path else ""
+        return f"Operations[{self.index}] ({self.op}{target}): "
+
+
+def apply_user_patch(doc: dict[str, Any], body: Any) -> dict[str, Any]:
+    """Apply a PATCH body to a canonical user document; return the new one (input untouched)."""
+    patcher = _Patcher(ScimUser, doc, required="userName")
+    for op in _operations(body):
+        with _failing_at(op, "User"):
+            if op.path is None:
+                value = {}
+                for key, item in _object_value(op).items():
+                    if key.casefold() in _MANAGER_PATHS:
+                        key, item = _MANAGER, manager_value(item, _MANAGER)
+                    elif key.casefold() == ENTERPRISE_SCHEMA.casefold():
+                        item = _normalise_enterprise(item, op)
+                    if item is not None or op.op == "replace":
+                        value[key] = item
+                patcher.apply(op, None, value)
+            elif op.path.casefold() in _MANAGER_PATHS:
+                # Entra's remove may carry the old manager as value; the manager goes anyway.
+                manager = None if op.op == "remove" else manager_value(op.value, _MANAGER)
+                if manager is not None or op.op != "add":
+                    patcher.apply(op, _MANAGER, manager)
+            elif op.path.casefold() == ENTERPRISE_SCHEMA.casefold():
+                patcher.apply(op, op.path, _normalise_enterprise(op.value, op))
+            else:
+                patcher.apply(op, op.path, op.value)
+    return _revalidated(lambda: parse_user(patcher.finish()))
+
+
+def plan_group_patch(doc: dict[str, Any], body: Any) -> GroupPatchPlan:
+    """Plan a PATCH body on a canonical group document (which holds no members).
+
+    Non-member changes are applied to the returned document; member changes are returned
+    as ordered actions, for the store to apply without loading the member list.
+    """
+    patcher = _Patcher(ScimGroup, doc, required="displayName")
+    actions: list[MemberAction] = []
+    for op in _operations(body):
+        with _failing_at(op, "Group"):
+            if op.path is None:
+                value = dict(_object_value(op))
+                members_key = find_key(value, "members")
+                if members_key is not None:
+                    actions += _member_value_actions(op.op, value.pop(members_key))
+                patcher.apply(op, None, value)
+                continue
+            path = None if patcher.is_custom(op.path) else patcher.check_path(op.path)
+            binding = path.resolve() if path is not None and path.model is None else None
+            if path is not None and binding is not None and binding.field_name == "members":
+                actions += _member_path_actions(op, path, binding.sub_field_name)
+            else:
+                patcher.apply(op, op.path, op.value)
+    new_doc = _revalidated(lambda: parse_group(patcher.finish())[0])
+    return GroupPatchPlan(new_doc, tuple(actions))
+
+
+class _Patcher:
+    """A resource being patched: a model for what scim2-models knows, and the rest apart.
+
+    Custom extensions are plain dicts (the library cannot hold undeclared schemas), edited
+    here and put back by :func:`~scimgate.scim.payloads.dump`.
+    """
+
+    def __init__(self, model: type[Resource[Any]], doc: dict[str, Any], required: str) -> None:
+        self.model = model
+        self.required = required
+        self.name = resource_name(model)
+        self.patch_op: Any = PatchOp.__class_getitem__(model)
+        schemas = [str(model.__schema__), *model.get_extension_models()]
+        self.declared = [urn.casefold() for urn in schemas]
+        self.split = split_document(copy.deepcopy(doc), model)
+        # A stored document is trusted: no request-context checks (e.g. manager.$ref).
+        self.resource = model.model_validate(self.split.core)
+
+    def is_custom(self, key: str) -> bool:
+        return is_custom_urn(key, self.declared)
+
+    def check_path(self, text: str) -> Path[Any]:
+        """Parse a path and check it names an attribute, for a clear invalidPath."""
+        try:
+            path: Path[Any] = Path.__class_getitem__(self.model)(text)
+        except SCIMException as exc:
+            raise invalid_path(f"'{text}' is not a valid attribute path: {exc.detail}") from exc
+        if path.model is None and path.resolve() is None:
+            raise invalid_path(f"'{text}' is not an attribute of {self.name}")
+        return path
+
+    def apply(self, op: _Operation, path: str | None, value: Any) -> None:
+        """Apply one operation; custom extension attributes are set aside first."""
+        if path is not None and self.is_custom(path):
+            self._apply_custom(op.op, path, value)
+            return
+        if path is None:
+            value = dict(value)
+            for key in [k for k in value if self.is_custom(k)]:
+                self._apply_custom(op.op, key, value.pop(key))
+            if not value:
+                return
+        else:
+            self.check_path(path)
+        operation: dict[str, Any] = {"op": op.op}
+        if path is not None:
+            operation["path"] = path
+        if op.op != "remove" or value is not None:
+            operation["value"] = value
+        patch = self.patch_op.model_validate(
+            {"schemas": [PATCH_SCHEMA], "Operations": [operation]},
+            scim_ctx=Context.RESOURCE_PATCH_REQUEST,
+            scim_policy=_POLICY,
+        )
+        patch.patch(self.resource, scim_policy=_POLICY)
+        value = self.resource[self.required]  # the library allows "", the store cannot
+        if not isinstance(value, str) or not value.strip():
+            raise invalid_value(f"{self.required} must be a non-empty string, got {value!r}")
+
+    def _apply_custom(self, op: Op, key: str, value: Any) -> None:
+        """Set or remove an attribute of a custom extension kept verbatim."""
+        extensions = self.split.extensions
+        if "[" in key:
+            raise invalid_path(f"'{key}': filters on custom extension attributes are not supported")
+        urn, attr = key, ""
+        whole = key.casefold().endswith(f":{self.name}".casefold())  # ...:2.0:User
+        if find_key(extensions, key) is None and not whole:
+            urn, _, attr = key.rpartition(":")
+            if not attr or urn.count(":") < 2:
+                raise invalid_path(
+                    f"'{key}' is not an extension attribute: use '<URN>:<attribute>'"
+                )
+        ext_key = find_key(extensions, urn) or urn
+        ext = extensions.pop(ext_key, {})
+        if attr:
+            _write(ext, attr.split("."), value, op)
+        elif op == "remove":
+            ext = {}
+        elif not isinstance(value, dict):
+            raise invalid_value(f"the value of '{urn}' must be an object of its attributes")
+        else:
+            for name, item in value.items():
+                _write(ext, name.split("."), item, op)
+        if ext:
+            extensions[ext_key] = ext
+        else:  # RFC 7643 §3: 'schemas' lists only the schemas of attributes present.
+            self.split.foreign_schemas = [
+                s for s in self.split.foreign_schemas if s.casefold() != ext_key.casefold()
+            ]
+
+    def finish(self) -> dict[str, Any]:
+        return dump(self.resource, self.split)
+
+
+def _write(target: dict[str, Any], names: list[str], value: Any, op: Op) -> None:
+    """RFC 7644 §3.5.2 on plain JSON: add appends to lists and merges objects, replace sets,
+    null or remove unassigns; remove with a value on a list removes those entries."""
+    key = find_key(target, names[0]) or names[0]
+    current = target.get(key)
+    if len(names) > 1:
+        if current is None:
+            if op == "remove":
+                return
+            current = target[key] = {}
+        if not isinstance(current, dict):
+            raise invalid_path(f"'{key}' is not a complex attribute, it has no '{names[1]}'")
+        _write(current, names[1:], value, op)
+    elif op == "remove" and value is not None and isinstance(current, list):
+        drop = value if isinstance(value, list) else [value]
+        target[key] = [item for item in current if item not in drop]
+    elif op == "remove" or (value is None and op == "replace"):
+        target.pop(key, None)
+    elif value is None:
+        return
+    elif op == "add" and isinstance(current, list):
+        added = value if isinstance(value, list) else [value]
+        target[key] = current + [item for item in added if item not in current]
+    elif isinstance(current, dict) and isinstance(value, dict):
+        for name, item in value.items():
+            _write(current, [name], item, op)
+    else:
+        target[key] = copy.deepcopy(value)
+    if target.get(key) in ([], {}):
+        target.pop(key, None)
+
+
+def _normalise_enterprise(value: Any, op: _Operation) -> Any:
+    """Normalise the manager inside an enterprise extension object."""
+    if not isinstance(value, dict):
+        return value
+    value = dict(value)
+    key = find_key(value, "manager")
+    if key is not None:
+        manager = manager_value(value.pop(key), _MANAGER)
+        if manager is not None or op.op == "replace":
+            value["manager"] = manager
+    return value
+
+
+def _member_path_actions(
+    op: _Operation, path: Path[Any], sub_attr: str | None
+) -> list[MemberAction]:
+    """Member actions for an operation whose path is ``members`` or ``members[...]``."""
+    if sub_attr is not None:
+        raise invalid_path("only 'members' or 'members[value eq \"<id>\"]' can be patched")
+    value_filter = path.value_filter
+    if value_filter is None:
+        if op.op == "remove" and op.value is None:
+            return [MemberAction("clear")]
+        return _member_value_actions(op.op, op.value)
+    if op.op != "remove":
+        raise invalid_path(f"a members filter only works with remove; {op.op} takes a member list")
+    if op.value is not None:
+        raise invalid_value("a remove with a members filter takes no value")
+    ids = _filtered_ids(value_filter)
+    if ids is None:
+        raise invalid_filter(
+            f"unsupported members filter '{value_filter}': use value eq \"<id>\", joined by 'or'"
+        )
+    return [MemberAction("remove", tuple(MemberRef(member_id) for member_id in dict.fromkeys(ids)))]
+
+
+def _member_value_actions(op: Op, value: Any) -> list[MemberAction]:
+    """Member actions for a list of members given as a value (never a clear for remove)."""
+    if value is None:
+        return [MemberAction("clear")] if op == "replace" else []
+    entries = value if isinstance(value, list) else [value]
+    refs = tuple(member_refs(entries, "members", allow_bare=True))
+    if op == "replace":
+        return [MemberAction("replace", refs) if refs else MemberAction("clear")]
+    return [MemberAction(op, refs)] if refs else []
+
+
+def _filtered_ids(node: FilterNode) -> list[str] | None:
+    """The ids of ``value eq "a" or value eq "b"``; None for any other filter."""
+    if isinstance(node, LogicalExpr) and node.op == LogicalOperator.or_:
+        ids = [_filtered_ids(term) for term in node.terms]
+        return None if any(i is None for i in ids) else [x for i in ids for x in i or ()]
+    if (
+        isinstance(node, Comparison)
+        and node.op == CompareOperator.eq
+        and node.attr_path.attr.casefold() == "value"
+        and node.attr_path.sub_attr is None
+        and isinstance(node.value, str)
+    ):
+        return [node.value]
+    return None
+
+
+def _operations(body: Any) -> list[_Operation]:
+    """Check the PATCH envelope and each operation's shape; values are checked when applied."""
+    if not isinstance(body, dict):
+        raise invalid_syntax("The PATCH body must be a JSON object with an 'Operations' list")
+    schemas_key = find_key(body, "schemas")
+    if schemas_key is not None:  # lenient when absent, but a wrong message type is a mistake
+        schemas = body[schemas_key]
+        if not isinstance(schemas, list) or PATCH_SCHEMA.casefold() not in [
+            str(s).casefold() for s in schemas
+        ]:
+            raise invalid_syntax(f"'schemas' of a PATCH body must be [\"{PATCH_SCHEMA}\"]")
+    operations = body.get(find_key(body, "Operations") or "Operations")
+    if not isinstance(operations, list) or not operations:
+        raise invalid_syntax("'Operations' must be a non-empty list of operations")
+    return [_operation(i, item) for i, item in enumerate(operations)]
+
+
+def _operation(index: int, item: Any) -> _Operation:
+    where = f"Operations[{index}]"
+    if not isinstance(item, dict):
+        raise invalid_syntax(f"{where} must be an object with 'op', 'path' and 'value'")
+    op = item.get(find_key(item, "op") or "op")
+    if not isinstance(op, str) or op.casefold() not in ("add", "remove", "replace"):
+        raise invalid_value(f"{where}: {op!r} is not a PATCH op; expected add, remove or replace")
+    op = op.casefold()
+    path = item.get(find_key(item, "path") or "path")
+    path = None if path == "" else path
+    if path is not None and not isinstance(path, str):
+        raise invalid_path(f"{where}: 'path' must be a string, got {path!r}")
+    value_key = find_key(item, "value")
+    value = item[value_key] if value_key is not None else None
+    if op == "remove" and path is None:
+        raise no_target(f"{where}: remove needs a 'path' naming what to remove")
+    if op != "remove" and (value_key is None or (value is None and (op == "add" or path is None))):
+        raise invalid_value(f"{where}: {op} needs a 'value'")
+    return _Operation(index, cast(Op, op), path, value)
+
+
+def _object_value(op: _Operation) -> dict[str, Any]:
+    if not isinstance(op.value, dict):
+        raise invalid_value("without a 'path', 'value' must be an object of attribute paths")
+    return op.value
+
+
+@contextmanager
+def _failing_at(op: _Operation, resource: str) -> Iterator[None]:
+    """Name the operation at fault in any error raised while applying it."""
+    try:
+        yield
+    except ScimError as exc:
+        raise ScimError(exc.status, op.prefix + exc.detail, exc.scim_type) from exc
+    except (ValidationError, SCIMException) as exc:
+        raise scim_error(exc, resource, op.prefix) from exc
+
+
+def _revalidated(parse: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Re-validate the patched document as a full resource, as a PUT of it would be."""
+    try:
+        return parse()
+    except ScimError as exc:
+        detail = f"after applying Operations: {exc.detail}"
+        raise ScimError(exc.status, detail, exc.scim_type) from exc

@@ -1,0 +1,84 @@
+"""One Settings object, read from ``SCIMGATE_*`` environment variables.
+
+CLI options override the environment; a host app embedding scimgate builds Settings
+itself and passes it to :func:`scimgate.create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///scimgate.db"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Every field has an env var ``SCIMGATE_<FIELD>``."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """Any SQLAlchemy URL; ``postgresql://`` picks psycopg 3, ``sqlite:///`` aiosqlite."""
+
+    public_url: str = DEFAULT_PUBLIC_URL
+    """External base URL, used in Tenant URLs and ``meta.location``."""
+
+    max_body_bytes: int = 1_048_576
+    """Larger request bodies get 413 before they are parsed."""
+
+    max_page_size: int = 1000
+    """The most resources one list response carries (advertised in ServiceProviderConfig)."""
+
+    default_page_size: int = 100
+    """Page size when the client sends no ``count``."""
+
+    log_request_bodies: bool = False
+    """Off by default: bodies carry personal data. Tokens are never logged."""
+
+    db_pool_size: int = 10
+    """Connections per process (PostgreSQL)."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from the environment; keyword arguments that are not None win."""
+        base = cls(
+            database_url=os.environ.get("SCIMGATE_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            public_url=os.environ.get("SCIMGATE_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
+            max_body_bytes=_env_int("SCIMGATE_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_page_size=_env_int("SCIMGATE_MAX_PAGE_SIZE", cls.max_page_size),
+            default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
+            log_request_bodies=_env_bool("SCIMGATE_LOG_REQUEST_BODIES", False),
+            db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", cls.db_pool_size),
+        )
+        return base.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash."""
+        return self.public_url.rstrip("/")
+
+    def scim_base_url(self, directory_id: str) -> str:
+        return f"{self.base_url}/scim/v2/{directory_id}"

@@ -1,0 +1,137 @@
+"""Engine creation and the two kinds of unit of work: ``read()`` and ``write()``.
+
+SQLite allows one writer at a time. A write transaction that starts as a reader and then
+upgrades fails at once with SQLITE_BUSY under concurrency, so on SQLite every ``write()``
+begins with ``BEGIN IMMEDIATE`` (taking the write lock up front, waiting up to
+``busy_timeout``) and writers of one process queue on an asyncio lock instead of spinning
+on the file lock. PostgreSQL runs writes concurrently; correctness there comes from
+constraints and row locks taken by the repositories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+_WRITE = "scimgate_write"
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+T = TypeVar("T")
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+def sync_url(database_url: str) -> URL:
+    """The URL with this project's synchronous driver (used by migrations and the CLI)."""
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend in {"postgresql", "postgres"}:
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite")
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:///path.db or postgresql://…")
+
+
+def async_url(database_url: str) -> URL:
+    """The URL with this project's asyncio driver: psycopg 3 or aiosqlite."""
+    url = sync_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would otherwise
+    # begin lazily, as DEFERRED, on the first write).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        "PRAGMA busy_timeout=30000",
+        "PRAGMA case_sensitive_like=ON",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def configure_sqlite(sync_engine: Any) -> None:
+    """Install the connect/begin hooks on a (sync) SQLite engine."""
+    event.listen(sync_engine, "connect", _sqlite_on_connect)
+    event.listen(sync_engine, "begin", _sqlite_on_begin)
+
+
+class Database:
+    """An async engine plus the transaction discipline every repository uses."""
+
+    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+        url = async_url(database_url)
+        self.url = url
+        self.dialect = url.get_backend_name()
+        kwargs: dict[str, Any] = {"pool_pre_ping": False}
+        if self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            # Prepared statements break behind PgBouncer in transaction mode.
+            kwargs["connect_args"] = {"prepare_threshold": None}
+        else:
+            kwargs.update(pool_size=max(pool_size, 5), max_overflow=0)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            configure_sqlite(self.engine.sync_engine)
+        self._sqlite_writer = asyncio.Lock()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (one consistent snapshot on SQLite's WAL)."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A read-write transaction; commits on success, rolls back on any exception."""
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._sqlite_writer, self.engine.connect() as conn:
+            await conn.execution_options(**{_WRITE: True})
+            async with conn.begin():
+                yield conn
+
+    async def transact(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5
+    ) -> T:
+        """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and
+        serialization failures (the whole transaction is replayed, so ``work`` must not
+        have effects outside the database)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.write() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if attempt == attempts or not _retryable(exc):
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

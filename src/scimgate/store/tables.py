@@ -1,0 +1,158 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+Resources are stored as their canonical SCIM JSON document (``data``) beside the few
+columns that are indexed, unique or hot (userName, externalId, displayName, active,
+timestamps, version). Group membership lives in its own table so that adding or removing
+k members costs O(k) whatever the group's size, and reading a group without members never
+touches it. Alembic migrations (``store/migrations``) create these tables; keep both in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite has no timezone type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        stamp: datetime = value
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC)
+
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+"""JSON everywhere, JSONB on PostgreSQL (so filters can use its operators)."""
+
+ID = String(36)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("external_id", String(255), nullable=True, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+directories = Table(
+    "directories",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "organization_id",
+        ID,
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("token_hint", String(16), nullable=False),
+    Column("token_rotated_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("directory_id", ID, ForeignKey("directories.id", ondelete="CASCADE"), nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("user_name_key", Text, nullable=False),
+    Column("external_id", Text, nullable=True),
+    Column("display_name", Text, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("data", JsonDoc, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("directory_id", "user_name_key", name="uq_users_directory_user_name"),
+    Index("ix_users_directory_external_id", "directory_id", "external_id"),
+    Index("ix_users_directory_created", "directory_id", "created_at", "id"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("directory_id", ID, ForeignKey("directories.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("display_name_key", Text, nullable=False),
+    Column("external_id", Text, nullable=True),
+    Column("data", JsonDoc, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_groups_directory_display_name", "directory_id", "display_name_key"),
+    Index("ix_groups_directory_external_id", "directory_id", "external_id"),
+    Index("ix_groups_directory_created", "directory_id", "created_at", "id"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", ID, primary_key=True),
+    Column("directory_id", ID, nullable=False),
+    # Exactly one of these is set; the foreign keys make a member row impossible without
+    # its user or group, even under concurrent deletes.
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("member_group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "(user_id IS NOT NULL AND member_group_id IS NULL AND member_id = user_id) OR "
+        "(user_id IS NULL AND member_group_id IS NOT NULL AND member_id = member_group_id)",
+        name="one_member",
+    ),
+    Index("ix_group_members_user", "user_id"),
+    Index("ix_group_members_member_group", "member_group_id"),
+)
