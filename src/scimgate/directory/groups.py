@@ -6,7 +6,7 @@ size, and reading a group without its members never touches the membership table
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,10 +162,10 @@ async def search(
 
 
 async def _classify(
-    conn: AsyncConnection, directory_id: str, group_id: str, member_ids: Sequence[str]
+    conn: AsyncConnection, directory_id: str, group_id: str, members: Mapping[str, str | None]
 ) -> list[dict[str, Any]]:
     """Membership rows for the given ids; refuses ids that are not a user or group here."""
-    wanted = list(dict.fromkeys(member_ids))
+    wanted = list(members)
     user_ids: set[str] = set()
     group_ids: set[str] = set()
     for chunk in _chunks(wanted):
@@ -206,6 +206,7 @@ async def _classify(
             "directory_id": directory_id,
             "user_id": mid if mid in user_ids else None,
             "member_group_id": mid if mid in group_ids else None,
+            "display": members[mid],
             "created_at": now,
         }
         for mid in wanted
@@ -213,10 +214,11 @@ async def _classify(
 
 
 async def add_members(
-    conn: AsyncConnection, directory_id: str, group_id: str, member_ids: Sequence[str]
+    conn: AsyncConnection, directory_id: str, group_id: str, members: Mapping[str, str | None]
 ) -> list[str]:
-    """Add members; existing ones are a no-op. Returns the ids actually added."""
-    rows = await _classify(conn, directory_id, group_id, member_ids)
+    """Add members (id → display name the client gave, or None); existing ones are a
+    no-op. Returns the ids actually added."""
+    rows = await _classify(conn, directory_id, group_id, members)
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     added: list[str] = []
     for start in range(0, len(rows), CHUNK):
@@ -255,10 +257,10 @@ async def clear_members(conn: AsyncConnection, group_id: str) -> list[str]:
 
 
 async def replace_members(
-    conn: AsyncConnection, directory_id: str, group_id: str, member_ids: Sequence[str]
+    conn: AsyncConnection, directory_id: str, group_id: str, members: Mapping[str, str | None]
 ) -> tuple[list[str], list[str]]:
-    """Make the member set exactly ``member_ids``. Returns (added, removed)."""
-    wanted = set(member_ids)
+    """Make the member set exactly ``members``. Returns (added, removed)."""
+    wanted = set(members)
     current = set(
         (
             await conn.execute(
@@ -268,7 +270,7 @@ async def replace_members(
     )
     removed = await remove_members(conn, group_id, sorted(current - wanted))
     added = await add_members(
-        conn, directory_id, group_id, [m for m in member_ids if m not in current]
+        conn, directory_id, group_id, {m: d for m, d in members.items() if m not in current}
     )
     return added, removed
 
@@ -284,7 +286,12 @@ async def members_of(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[st
             group_members.c.group_id,
             group_members.c.member_id,
             group_members.c.user_id,
-            func.coalesce(users.c.display_name, users.c.user_name, member_group.c.display_name),
+            func.coalesce(
+                group_members.c.display,
+                users.c.display_name,
+                users.c.user_name,
+                member_group.c.display_name,
+            ),
         )
         .outerjoin(users, users.c.id == group_members.c.user_id)
         .outerjoin(member_group, member_group.c.id == group_members.c.member_group_id)

@@ -63,6 +63,7 @@ def scim_routes(db: Database, settings: Settings, tenancy: Tenancy) -> list[Rout
         Route(f"{p}/Groups/{{id}}", ep.replace_group, methods=["PUT"]),
         Route(f"{p}/Groups/{{id}}", ep.patch_group, methods=["PATCH"]),
         Route(f"{p}/Groups/{{id}}", ep.delete_group, methods=["DELETE"]),
+        Route(f"{p}/.search", ep.search_all, methods=["POST"]),
         Route(f"{p}/ServiceProviderConfig", service_provider_config, methods=["GET"]),
         Route(f"{p}/Schemas", schemas, methods=["GET"]),
         Route(f"{p}/Schemas/{{id:path}}", schema, methods=["GET"]),

@@ -36,6 +36,9 @@ from scimgate.scim.render import (
 from scimgate.settings import Settings
 from scimgate.store.engine import Database
 
+_UNKNOWN = object()
+"""Marks a root-search filter that names an attribute the resource type lacks."""
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -241,6 +244,54 @@ class ScimEndpoints:
 
         return await self.db.transact(work)
 
+    # -- both ---------------------------------------------------------------------------
+
+    async def search_all(self, request: Request) -> Response:
+        """``POST {base}/.search`` across Users and Groups (RFC 7644 §3.4.3): users first,
+        then groups. An attribute only one type has matches nothing of the other type."""
+        caller = await self.caller(request)
+        body = search_body(await read_json(request, self.settings.max_body_bytes))
+        user_params = self._list_params(body, "User")
+        group_params = self._list_params(body, "Group")
+        user_where = self._where_or_none(user_params, "User")
+        group_where = self._where_or_none(group_params, "Group")
+        if user_where is _UNKNOWN and group_where is _UNKNOWN:
+            self._where(user_params, "User")  # raises the error naming the attribute
+        offset, count = user_params.start_index - 1, user_params.count
+        async with self.db.read() as conn:
+            users_page = Page(0, [])
+            if user_where is not _UNKNOWN:
+                users_page = await user_repo.search(
+                    conn,
+                    caller.directory_id,
+                    user_where,
+                    self._order(user_params, "User"),
+                    offset,
+                    count,
+                )
+            items = await self._render_users(conn, caller, users_page.records, user_params)
+            groups_page = Page(0, [])
+            if group_where is not _UNKNOWN:
+                groups_page = await group_repo.search(
+                    conn,
+                    caller.directory_id,
+                    group_where,
+                    self._order(group_params, "Group"),
+                    max(0, offset - users_page.total),
+                    max(0, count - len(items)),
+                )
+            items += await self._render_groups(conn, caller, groups_page.records, group_params)
+        total = Page(users_page.total + groups_page.total, [])
+        return self._list_response(user_params, total, items)
+
+    def _where_or_none(self, params: ListParams, resource_type: str) -> Any:
+        try:
+            return self._where(params, resource_type)
+        except ScimError as exc:
+            if exc.scim_type == "invalidFilter" and params.filter is not None:
+                return _UNKNOWN
+            raise
+
     # -- groups -------------------------------------------------------------------------
 
     async def _render_groups(
@@ -325,7 +376,7 @@ class ScimEndpoints:
             record = await group_repo.insert(conn, caller.directory_id, doc)
             if members:
                 await group_repo.add_members(
-                    conn, caller.directory_id, record.id, [m.value for m in members]
+                    conn, caller.directory_id, record.id, {m.value: m.display for m in members}
                 )
             return await self._group_response(conn, caller, record, request, 201)
 
@@ -339,7 +390,7 @@ class ScimEndpoints:
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             added, removed = await group_repo.replace_members(
-                conn, caller.directory_id, current.id, [m.value for m in members or []]
+                conn, caller.directory_id, current.id, {m.value: m.display for m in members or []}
             )
             record = current
             if doc != current.doc or added or removed:
@@ -360,8 +411,11 @@ class ScimEndpoints:
             changed = plan.doc != current.doc
             for action in plan.member_actions:
                 ids = [m.value for m in action.members]
+                given = {m.value: m.display for m in action.members}
                 if action.kind == "add":
-                    done = await group_repo.add_members(conn, caller.directory_id, current.id, ids)
+                    done = await group_repo.add_members(
+                        conn, caller.directory_id, current.id, given
+                    )
                     changed = changed or bool(done)
                 elif action.kind == "remove":
                     changed = (
@@ -371,7 +425,7 @@ class ScimEndpoints:
                     changed = bool(await group_repo.clear_members(conn, current.id)) or changed
                 else:
                     added, removed = await group_repo.replace_members(
-                        conn, caller.directory_id, current.id, ids
+                        conn, caller.directory_id, current.id, given
                     )
                     changed = changed or bool(added or removed)
             record = current

@@ -428,6 +428,18 @@ def _check(operand: _Operand, op: CompareOperator, value: Any) -> None:
         raise invalid_filter(f"{name!r} is a boolean: compare it with true or false, not {value!r}")
     if kind != "boolean" and not isinstance(value, str):
         raise invalid_filter(f"{name!r} takes a string value, not {value!r}")
+    if isinstance(value, str) and ("\x00" in value or not _is_utf8(value)):
+        # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be sent at all:
+        # refuse them on both backends rather than fail with a server error on one.
+        raise invalid_filter(f"the value {value!r} for {name!r} contains an invalid character")
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _datetime(name: str, value: str) -> datetime:
@@ -457,7 +469,7 @@ def _compare(operand: _Operand, op: CompareOperator, value: Any) -> Bool:
         when = _datetime(operand.name, value)
         condition = expr == when if op is CompareOperator.eq else _ORDERING[op](expr, when)
     elif operand.folded or operand.case_exact or operand.kind == "binary":
-        text = fold(value) if operand.folded else value
+        text = value.lower() if operand.folded else value
         if op in _LIKE:
             condition = expr.like(_LIKE[op].format(_escape_like(text)), escape=_ESCAPE)
         else:

@@ -62,6 +62,8 @@ class MemberRef:
 
     value: str
     type: Literal["User", "Group"] | None = None
+    display: str | None = None
+    """What the client calls the member; kept and echoed back (else the member's own name)."""
 
 
 def user_name_key(user_name: str) -> str:
@@ -124,7 +126,12 @@ def member_refs(value: Any, where: str, *, allow_bare: bool = False) -> list[Mem
         kind = entry.get(find_key(entry, "type") or "type")
         if kind is not None and (not isinstance(kind, str) or kind.casefold() not in _TYPES):
             raise invalid_value(f"{where}[{i}].type must be 'User' or 'Group', got {kind!r}")
-        refs.setdefault(member_id, MemberRef(member_id, _TYPES[kind.casefold()] if kind else None))
+        display = entry.get(find_key(entry, "display") or "display")
+        if display is not None and not isinstance(display, str):
+            raise invalid_value(f"{where}[{i}].display must be a string, got {display!r}")
+        refs.setdefault(
+            member_id, MemberRef(member_id, _TYPES[kind.casefold()] if kind else None, display)
+        )
     return list(refs.values())
 
 

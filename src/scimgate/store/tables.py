@@ -147,6 +147,7 @@ group_members = Table(
     # its user or group, even under concurrent deletes.
     Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
     Column("member_group_id", ID, ForeignKey("groups.id", ondelete="CASCADE"), nullable=True),
+    Column("display", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint(
         "(user_id IS NOT NULL AND member_group_id IS NULL AND member_id = user_id) OR "

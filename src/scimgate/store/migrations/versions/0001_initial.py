@@ -124,6 +124,7 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
+        sa.Column("display", sa.Text, nullable=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.CheckConstraint(
             "(user_id IS NOT NULL AND member_group_id IS NULL AND member_id = user_id) OR "
