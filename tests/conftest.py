@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -70,7 +70,7 @@ def database_url(
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator["LiveServer"]:
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A running ``scimgate serve`` on the module's database (one per backend)."""
     from tests.live import start_server
 
@@ -78,7 +78,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture()
-def directory(server: "LiveServer") -> "Directory":
+def directory(server: LiveServer) -> Directory:
     """A fresh Entra directory (own organization, own token) on the live server."""
     return server.new_directory("entra")
 

@@ -42,8 +42,9 @@ def media_type(response: httpx.Response) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def build_url(base: str, path: str, params: dict[str, Any] | None = None, *,
-              flag: bool = False) -> str:
+def build_url(
+    base: str, path: str, params: dict[str, Any] | None = None, *, flag: bool = False
+) -> str:
     """``base + path`` with a query string built by hand, so that Entra's bare
     ``aadOptscim062020`` flag arrives exactly as Entra sends it (no ``=``)."""
     parts = [ENTRA_FLAG] if flag else []
@@ -83,7 +84,15 @@ class Dialect:
         return value if self.compliant_ops else str(value)
 
     def add_members(self, *ids: str) -> dict[str, Any]:
+        if self.compliant_ops:
+            return self.op("add", "members", [{"value": i} for i in ids])
         return self.op("add", "members", [{"$ref": None, "value": i} for i in ids])
+
+    def rename_group(self, group_id: str, display_name: str) -> dict[str, Any]:
+        """The compliant dialect renames with a path-less replace that repeats the id."""
+        if self.compliant_ops:
+            return self.op("replace", None, {"id": group_id, "displayName": display_name})
+        return self.op("replace", "displayName", display_name)
 
     def remove_members(self, *ids: str) -> list[dict[str, Any]]:
         if self.compliant_ops:
@@ -131,8 +140,11 @@ def user_body(**overrides: Any) -> dict[str, Any]:
         "displayName": f"Test User {tag}",
         "emails": [{"primary": True, "type": "work", "value": f"Test_User_{tag}@contoso.com"}],
         "meta": {"resourceType": "User"},
-        "name": {"formatted": f"Given{tag} Family{tag}", "familyName": f"Family{tag}",
-                 "givenName": f"Given{tag}"},
+        "name": {
+            "formatted": f"Given{tag} Family{tag}",
+            "familyName": f"Family{tag}",
+            "givenName": f"Given{tag}",
+        },
         "roles": [],
         ENTERPRISE: {"department": "Sales", "employeeNumber": f"N-{tag}"},
     }
@@ -159,29 +171,40 @@ def create_user(directory: Directory, dialect: Dialect = PLAIN, **overrides: Any
     return response.json()
 
 
-def create_group(directory: Directory, dialect: Dialect = PLAIN, **overrides: Any) -> dict[str, Any]:
-    response = directory.client.post(dialect.url(directory, "/Groups"), json=group_body(**overrides))
+def create_group(
+    directory: Directory, dialect: Dialect = PLAIN, **overrides: Any
+) -> dict[str, Any]:
+    response = directory.client.post(
+        dialect.url(directory, "/Groups"), json=group_body(**overrides)
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def get_resource(directory: Directory, path: str, dialect: Dialect = PLAIN,
-                 **params: Any) -> dict[str, Any]:
+def get_resource(
+    directory: Directory, path: str, dialect: Dialect = PLAIN, **params: Any
+) -> dict[str, Any]:
     response = directory.client.get(dialect.url(directory, path, **params))
     assert response.status_code == 200, response.text
     assert media_type(response) == SCIM_JSON
     return response.json()
 
 
-def patch(directory: Directory, path: str, *operations: dict[str, Any],
-          dialect: Dialect = PLAIN, headers: dict[str, str] | None = None) -> httpx.Response:
+def patch(
+    directory: Directory,
+    path: str,
+    *operations: dict[str, Any],
+    dialect: Dialect = PLAIN,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     return directory.client.patch(
         dialect.url(directory, path), json=patch_body(*operations), headers=headers
     )
 
 
-def patch_ok(directory: Directory, path: str, *operations: dict[str, Any],
-             dialect: Dialect = PLAIN) -> httpx.Response:
+def patch_ok(
+    directory: Directory, path: str, *operations: dict[str, Any], dialect: Dialect = PLAIN
+) -> httpx.Response:
     """A PATCH that must succeed: 200 with the resource, or 204 (RFC 7644 §3.5.2)."""
     response = patch(directory, path, *operations, dialect=dialect)
     assert response.status_code in (200, 204), response.text
@@ -190,8 +213,9 @@ def patch_ok(directory: Directory, path: str, *operations: dict[str, Any],
     return response
 
 
-def search(directory: Directory, path: str, dialect: Dialect = PLAIN,
-           **params: Any) -> dict[str, Any]:
+def search(
+    directory: Directory, path: str, dialect: Dialect = PLAIN, **params: Any
+) -> dict[str, Any]:
     """GET a list endpoint; asserts a well-formed ListResponse and returns it."""
     response = directory.client.get(dialect.url(directory, path, **params))
     return assert_list_response(response)
@@ -226,12 +250,14 @@ def assert_list_response(response: httpx.Response, status: int = 200) -> dict[st
     return body
 
 
-def assert_scim_error(response: httpx.Response, status: int,
-                      scim_type: str | None = None) -> dict[str, Any]:
+def assert_scim_error(
+    response: httpx.Response, status: int, scim_type: str | None = None
+) -> dict[str, Any]:
     """An RFC 7644 §3.12 error: the status, a SCIM body with ``status`` as a string, a
     non-empty ``detail``, the SCIM media type."""
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: " \
-                                           f"{response.text[:500]}"
+    assert response.status_code == status, (
+        f"expected {status}, got {response.status_code}: {response.text[:500]}"
+    )
     assert media_type(response) == SCIM_JSON, response.headers.get("content-type")
     body = response.json()
     assert ERROR_SCHEMA in body["schemas"], body

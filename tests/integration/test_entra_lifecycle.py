@@ -60,7 +60,9 @@ def _assert_meta(resource: dict[str, Any], directory: Directory, kind: str, endp
 @each_dialect
 def test_test_connection_probes_return_empty_list(directory: Directory, dialect: Dialect) -> None:
     for path, attr in (("/Users", "userName"), ("/Groups", "displayName")):
-        response = directory.client.get(dialect.url(directory, path, filter=f'{attr} eq "{guid()}"'))
+        response = directory.client.get(
+            dialect.url(directory, path, filter=f'{attr} eq "{guid()}"')
+        )
         assert response.status_code == 200, response.text
         assert media_type(response) == SCIM_JSON
         body = response.json()
@@ -107,8 +109,10 @@ def test_match_then_create_user(directory: Directory, dialect: Dialect) -> None:
     upper = search(directory, "/Users", dialect, filter=f'userName eq "{body["userName"].upper()}"')
     assert ids(upper) == [user["id"]]
 
-    fetched = get_resource(directory, f"/Users/{user['id']}", dialect)
-    assert fetched == user
+    response = directory.client.get(dialect.url(directory, f"/Users/{user['id']}"))
+    assert response.status_code == 200
+    assert response.json() == user
+    assert response.headers["etag"] == user["meta"]["version"]
 
 
 @each_dialect
@@ -146,14 +150,18 @@ def _every_mapping_operations(dialect: Dialect, new_mail: str) -> list[dict[str,
     phone = dialect.op("add", 'phoneNumbers[type eq "mobile"].value', "+1 555 0100")
     if dialect is COMPLIANT:
         return [
-            dialect.op("replace", None, {
-                'emails[type eq "work"].value': new_mail,
-                "name.familyName": "Updated",
-                "displayName": "Renamed User",
-                f"{ENTERPRISE}:employeeNumber": "E-9",
-                f"{ENTERPRISE}:department": "Finance",
-                f"{CUSTOM_EXT}:costCenter": "CC-42",
-            }),
+            dialect.op(
+                "replace",
+                None,
+                {
+                    'emails[type eq "work"].value': new_mail,
+                    "name.familyName": "Updated",
+                    "displayName": "Renamed User",
+                    f"{ENTERPRISE}:employeeNumber": "E-9",
+                    f"{ENTERPRISE}:department": "Finance",
+                    f"{CUSTOM_EXT}:costCenter": "CC-42",
+                },
+            ),
             phone,
             *address,
         ]
@@ -174,8 +182,9 @@ def test_user_patch_every_default_mapping(directory: Directory, dialect: Dialect
     user = create_user(directory, dialect)
     uid = user["id"]
     new_mail = f"new.{uid}@contoso.com"
-    response = patch_ok(directory, f"/Users/{uid}", *_every_mapping_operations(dialect, new_mail),
-                        dialect=dialect)
+    response = patch_ok(
+        directory, f"/Users/{uid}", *_every_mapping_operations(dialect, new_mail), dialect=dialect
+    )
 
     got = get_resource(directory, f"/Users/{uid}", dialect)
     if response.status_code == 200:
@@ -189,10 +198,16 @@ def test_user_patch_every_default_mapping(directory: Directory, dialect: Dialect
     ]
     assert len(got["addresses"]) == 1, got["addresses"]
     address = got["addresses"][0]
-    assert {k: address.get(k) for k in
-            ("type", "streetAddress", "locality", "region", "postalCode", "country")} == {
-        "type": "work", "streetAddress": "1 Main St", "locality": "Redmond", "region": "WA",
-        "postalCode": "98052", "country": "US",
+    assert {
+        k: address.get(k)
+        for k in ("type", "streetAddress", "locality", "region", "postalCode", "country")
+    } == {
+        "type": "work",
+        "streetAddress": "1 Main St",
+        "locality": "Redmond",
+        "region": "WA",
+        "postalCode": "98052",
+        "country": "US",
     }
     assert got[ENTERPRISE]["employeeNumber"] == "E-9"
     assert got[ENTERPRISE]["department"] == "Finance"
@@ -204,13 +219,19 @@ def test_user_patch_every_default_mapping(directory: Directory, dialect: Dialect
     assert got["meta"]["created"] == user["meta"]["created"]
 
     # The new mail is what Entra's email matching finds from now on.
-    found = search(directory, "/Users", dialect, filter=f'emails[type eq "work"].value eq "{new_mail}"')
+    found = search(
+        directory, "/Users", dialect, filter=f'emails[type eq "work"].value eq "{new_mail}"'
+    )
     assert ids(found) == [uid]
 
     # A second change to the same mobile number replaces it; it does not add another one.
-    patch_ok(directory, f"/Users/{uid}",
-             dialect.op("replace", 'phoneNumbers[type eq "mobile"].value', "+1 555 0199"),
-             dialect.op("replace", f"{CUSTOM_EXT}:costCenter", "CC-43"), dialect=dialect)
+    patch_ok(
+        directory,
+        f"/Users/{uid}",
+        dialect.op("replace", 'phoneNumbers[type eq "mobile"].value', "+1 555 0199"),
+        dialect.op("replace", f"{CUSTOM_EXT}:costCenter", "CC-43"),
+        dialect=dialect,
+    )
     got = get_resource(directory, f"/Users/{uid}", dialect)
     assert [(p["type"], p["value"]) for p in got["phoneNumbers"]] == [("mobile", "+1 555 0199")]
     assert got[CUSTOM_EXT] == {"costCenter": "CC-43"}
@@ -230,8 +251,9 @@ def test_manager_in_every_shape_and_removal(directory: Directory, dialect: Diale
         ("add", f"{ENTERPRISE}:manager", lambda m: [{"$ref": None, "value": m}]),
     ]
     for manager_id, (op, path, shape) in zip(managers, shapes, strict=True):
-        patch_ok(directory, f"/Users/{uid}", dialect.op(op, path, shape(manager_id)),
-                 dialect=dialect)
+        patch_ok(
+            directory, f"/Users/{uid}", dialect.op(op, path, shape(manager_id)), dialect=dialect
+        )
         got = get_resource(directory, f"/Users/{uid}", dialect)
         assert got[ENTERPRISE]["manager"]["value"] == manager_id, (op, path)
         # the rest of the enterprise extension is untouched
@@ -257,8 +279,12 @@ def test_deactivate_keeps_user_and_memberships_then_reactivate(
     gid = create_group(directory, dialect)["id"]
     patch_ok(directory, f"/Groups/{gid}", dialect.add_members(uid, other), dialect=dialect)
 
-    response = patch_ok(directory, f"/Users/{uid}",
-                        dialect.op("replace", "active", dialect.boolean(False)), dialect=dialect)
+    response = patch_ok(
+        directory,
+        f"/Users/{uid}",
+        dialect.op("replace", "active", dialect.boolean(False)),
+        dialect=dialect,
+    )
     if response.status_code == 200:
         assert response.json()["active"] is False
     got = get_resource(directory, f"/Users/{uid}", dialect)
@@ -270,8 +296,12 @@ def test_deactivate_keeps_user_and_memberships_then_reactivate(
     assert ids(by_name) == [uid]
     assert member_ids(directory, gid, dialect) == {uid, other}
 
-    patch_ok(directory, f"/Users/{uid}",
-             dialect.op("replace", "active", dialect.boolean(True)), dialect=dialect)
+    patch_ok(
+        directory,
+        f"/Users/{uid}",
+        dialect.op("replace", "active", dialect.boolean(True)),
+        dialect=dialect,
+    )
     assert get_resource(directory, f"/Users/{uid}", dialect)["active"] is True
     assert search(directory, "/Users", dialect, filter="active eq false")["totalResults"] == 0
     assert set(ids(search(directory, "/Users", dialect, filter="active eq true"))) == {uid, other}
@@ -282,8 +312,13 @@ def test_deactivate_keeps_user_and_memberships_then_reactivate(
 
 
 def _membership_check(directory: Directory, dialect: Dialect, gid: str, uid: str) -> dict[str, Any]:
-    return search(directory, "/Groups", dialect,
-                  filter=f'id eq "{gid}" and members[value eq "{uid}"]', attributes="id")
+    return search(
+        directory,
+        "/Groups",
+        dialect,
+        filter=f'id eq "{gid}" and members[value eq "{uid}"]',
+        attributes="id",
+    )
 
 
 @each_dialect
@@ -292,8 +327,13 @@ def test_group_lifecycle(directory: Directory, dialect: Dialect) -> None:
     u1, u2, u3, u4, u5 = users
     name = f"Sales {guid()}"
 
-    match = search(directory, "/Groups", dialect, excludedAttributes="members",
-                   filter=f'displayName eq "{name}"')
+    match = search(
+        directory,
+        "/Groups",
+        dialect,
+        excludedAttributes="members",
+        filter=f'displayName eq "{name}"',
+    )
     assert match["totalResults"] == 0
 
     body = group_body(displayName=name)
@@ -310,18 +350,29 @@ def test_group_lifecycle(directory: Directory, dialect: Dialect) -> None:
     assert response.headers["location"] == group["meta"]["location"]
     assert response.headers["etag"] == group["meta"]["version"]
 
-    match = search(directory, "/Groups", dialect, excludedAttributes="members",
-                   filter=f'displayName eq "{name}"')
+    match = search(
+        directory,
+        "/Groups",
+        dialect,
+        excludedAttributes="members",
+        filter=f'displayName eq "{name}"',
+    )
     assert ids(match) == [gid]
     assert "members" not in match["Resources"][0]
+    # displayName is caseExact=false: a match in another case finds the group too
+    assert ids(
+        search(directory, "/Groups", dialect, filter=f'displayName eq "{name.upper()}"')
+    ) == [gid]
 
     # members arrive in a batch; adding one that is already there is a no-op
     patch_ok(directory, f"/Groups/{gid}", dialect.add_members(u1, u2, u3, u4), dialect=dialect)
     assert member_ids(directory, gid, dialect) == {u1, u2, u3, u4}
     patch_ok(directory, f"/Groups/{gid}", dialect.add_members(u1, u5), dialect=dialect)
     assert member_ids(directory, gid, dialect) == {u1, u2, u3, u4, u5}
+    version = get_resource(directory, f"/Groups/{gid}", dialect)["meta"]["version"]
     patch_ok(directory, f"/Groups/{gid}", dialect.add_members(u1), dialect=dialect)
     assert member_ids(directory, gid, dialect) == {u1, u2, u3, u4, u5}
+    assert get_resource(directory, f"/Groups/{gid}", dialect)["meta"]["version"] == version
     members = get_resource(directory, f"/Groups/{gid}", dialect)["members"]
     assert {m["value"]: m.get("type", "User") for m in members} == dict.fromkeys(users, "User")
 
@@ -332,14 +383,20 @@ def test_group_lifecycle(directory: Directory, dialect: Dialect) -> None:
     assert set(hit) <= {"id", "schemas"}, hit
 
     # rename
-    patch_ok(directory, f"/Groups/{gid}",
-             dialect.op("replace", "displayName", f"{name} EMEA"), dialect=dialect)
+    patch_ok(
+        directory, f"/Groups/{gid}", dialect.rename_group(gid, f"{name} EMEA"), dialect=dialect
+    )
     got = get_resource(directory, f"/Groups/{gid}", dialect)
     assert got["displayName"] == f"{name} EMEA"
     assert got["externalId"] == body["externalId"]
     assert member_ids(directory, gid, dialect) == set(users)
-    assert ids(search(directory, "/Groups", dialect, filter=f'displayName eq "{name} EMEA"')) == [gid]
-    assert search(directory, "/Groups", dialect, filter=f'displayName eq "{name}"')["totalResults"] == 0
+    assert ids(search(directory, "/Groups", dialect, filter=f'displayName eq "{name} EMEA"')) == [
+        gid
+    ]
+    assert (
+        search(directory, "/Groups", dialect, filter=f'displayName eq "{name}"')["totalResults"]
+        == 0
+    )
 
     # removing one member removes that member only (legacy: never "wipe the group")
     patch_ok(directory, f"/Groups/{gid}", *dialect.remove_members(u1), dialect=dialect)
@@ -371,8 +428,12 @@ def test_group_lifecycle(directory: Directory, dialect: Dialect) -> None:
     assert response.status_code == 204, response.text
     assert_scim_error(directory.client.get(dialect.url(directory, f"/Groups/{gid}")), 404)
     assert get_resource(directory, f"/Users/{u5}", dialect)["id"] == u5
-    assert search(directory, "/Groups", dialect, filter=f'displayName eq "{name} EMEA"')[
-        "totalResults"] == 0
+    assert (
+        search(directory, "/Groups", dialect, filter=f'displayName eq "{name} EMEA"')[
+            "totalResults"
+        ]
+        == 0
+    )
 
 
 @each_dialect

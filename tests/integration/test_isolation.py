@@ -47,8 +47,11 @@ def victim(server: LiveServer) -> Victim:
         json=patch_body({"op": "add", "path": "members", "value": [{"value": user["id"]}]}),
     )
     assert response.status_code in (200, 204), response.text
-    return Victim(directory, get_resource(directory, f"/Users/{user['id']}"),
-                  get_resource(directory, f"/Groups/{group['id']}"))
+    return Victim(
+        directory,
+        get_resource(directory, f"/Users/{user['id']}"),
+        get_resource(directory, f"/Groups/{group['id']}"),
+    )
 
 
 def _requests(v: Victim) -> list[tuple[str, str, Any]]:
@@ -150,11 +153,17 @@ def test_a_directorys_own_url_cannot_address_another_directorys_ids(
     assert_scim_error(directory.client.get(directory.url(f"/Groups/{gid}")), 404)
     assert_scim_error(directory.client.delete(directory.url(f"/Users/{uid}")), 404)
     assert_scim_error(directory.client.delete(directory.url(f"/Groups/{gid}")), 404)
-    assert_scim_error(directory.client.patch(
-        directory.url(f"/Users/{uid}"),
-        json=patch_body({"op": "replace", "path": "active", "value": False})), 404)
-    assert_scim_error(directory.client.put(
-        directory.url(f"/Groups/{gid}"), json=group_body(displayName="pwned")), 404)
+    assert_scim_error(
+        directory.client.patch(
+            directory.url(f"/Users/{uid}"),
+            json=patch_body({"op": "replace", "path": "active", "value": False}),
+        ),
+        404,
+    )
+    assert_scim_error(
+        directory.client.put(directory.url(f"/Groups/{gid}"), json=group_body(displayName="pwned")),
+        404,
+    )
     _assert_untouched(victim)
 
 
@@ -210,8 +219,12 @@ def test_filters_never_return_another_directorys_resources(
     group_name = "Shared Name"
     my_group = create_group(directory, displayName=group_name)["id"]
     their_group = create_group(other, displayName=group_name)["id"]
-    response = other.client.patch(other.url(f"/Groups/{their_group}"), json=patch_body(
-        {"op": "add", "path": "members", "value": [{"value": theirs}, {"value": extra_theirs}]}))
+    response = other.client.patch(
+        other.url(f"/Groups/{their_group}"),
+        json=patch_body(
+            {"op": "add", "path": "members", "value": [{"value": theirs}, {"value": extra_theirs}]}
+        ),
+    )
     assert response.status_code in (200, 204), response.text
 
     mail = shared["emails"][0]["value"]
@@ -235,8 +248,10 @@ def test_filters_never_return_another_directorys_resources(
     assert ids(search(directory, "/Groups", filter=f'displayName eq "{group_name}"')) == [my_group]
     assert search(directory, "/Groups", filter=f'members[value eq "{theirs}"]')["totalResults"] == 0
     assert search(directory, "/Groups", filter=f'id eq "{their_group}"')["totalResults"] == 0
-    response = directory.client.post(directory.url("/Users/.search"), json={
-        "schemas": [SEARCH_SCHEMA], "filter": f'userName eq "{shared["userName"]}"'})
+    response = directory.client.post(
+        directory.url("/Users/.search"),
+        json={"schemas": [SEARCH_SCHEMA], "filter": f'userName eq "{shared["userName"]}"'},
+    )
     assert response.status_code == 200
     assert ids(response.json()) == [mine]
     assert member_ids(other, their_group) == {theirs, extra_theirs}

@@ -56,8 +56,14 @@ def test_malformed_json_is_invalid_syntax(directory: Directory) -> None:
         {"name": "Alice Smith"},
         {"emails": [{"value": {"nested": 1}, "type": "work"}]},
     ],
-    ids=["userName-int", "userName-list", "active-word", "emails-string", "name-string",
-         "email-value-object"],
+    ids=[
+        "userName-int",
+        "userName-list",
+        "active-word",
+        "emails-string",
+        "name-string",
+        "email-value-object",
+    ],
 )
 def test_wrong_types_are_400(directory: Directory, overrides: dict[str, Any]) -> None:
     response = directory.client.post(directory.url("/Users"), json=user_body(**overrides))
@@ -99,11 +105,15 @@ def test_duplicate_user_name_is_409_uniqueness(directory: Directory) -> None:
 
     # renaming another user onto the taken name is refused the same way, by PATCH and PUT
     other = create_user(directory)
-    response = patch(directory, f"/Users/{other['id']}",
-                     {"op": "replace", "path": "userName", "value": f"aLiCe.{tag}@x.example"})
+    response = patch(
+        directory,
+        f"/Users/{other['id']}",
+        {"op": "replace", "path": "userName", "value": f"aLiCe.{tag}@x.example"},
+    )
     assert_scim_error(response, 409, "uniqueness")
-    response = directory.client.put(directory.url(f"/Users/{other['id']}"),
-                                    json=user_body(userName=f"alice.{tag}@X.example"))
+    response = directory.client.put(
+        directory.url(f"/Users/{other['id']}"), json=user_body(userName=f"alice.{tag}@X.example")
+    )
     assert_scim_error(response, 409, "uniqueness")
     assert get_resource(directory, f"/Users/{other['id']}")["userName"] == other["userName"]
 
@@ -120,15 +130,21 @@ def test_oversized_body_is_413(directory: Directory) -> None:
 def test_application_json_request_content_type_is_accepted(directory: Directory) -> None:
     headers = {"Content-Type": "application/json"}
     body = user_body()
-    response = directory.client.post(directory.url("/Users"), content=json.dumps(body),
-                                     headers=headers)
+    response = directory.client.post(
+        directory.url("/Users"), content=json.dumps(body), headers=headers
+    )
     assert response.status_code == 201, response.text
     assert media_type(response) == SCIM_JSON
     uid = response.json()["id"]
     response = directory.client.patch(
-        directory.url(f"/Users/{uid}"), headers={"Content-Type": "application/json; charset=utf-8"},
-        content=json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                            "Operations": [{"op": "replace", "path": "title", "value": "CFO"}]}),
+        directory.url(f"/Users/{uid}"),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+        content=json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": "CFO"}],
+            }
+        ),
     )
     assert response.status_code in (200, 204), response.text
     assert get_resource(directory, f"/Users/{uid}")["title"] == "CFO"
@@ -139,8 +155,14 @@ def test_application_json_request_content_type_is_accepted(directory: Directory)
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("PUT", "/Users"), ("PATCH", "/Users"), ("DELETE", "/Users"), ("PUT", "/Groups"),
-     ("DELETE", "/Groups"), ("POST", "/ServiceProviderConfig")],
+    [
+        ("PUT", "/Users"),
+        ("PATCH", "/Users"),
+        ("DELETE", "/Users"),
+        ("PUT", "/Groups"),
+        ("DELETE", "/Groups"),
+        ("POST", "/ServiceProviderConfig"),
+    ],
 )
 def test_unsupported_method_is_405(directory: Directory, method: str, path: str) -> None:
     response = directory.client.request(method, directory.url(path), json={})
@@ -155,9 +177,15 @@ def test_unknown_resource_id_is_404(directory: Directory) -> None:
         assert_scim_error(directory.client.get(url), 404)
         assert_scim_error(directory.client.delete(url), 404)
         assert_scim_error(
-            directory.client.patch(url, json={"schemas": [
-                "urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]}), 404)
+            directory.client.patch(
+                url,
+                json={
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "displayName", "value": "x"}],
+                },
+            ),
+            404,
+        )
         body = user_body() if kind == "Users" else group_body()
         assert_scim_error(directory.client.put(url, json=body), 404)
     assert_scim_error(directory.client.get(directory.url("/Users/not-a-uuid")), 404)
@@ -193,11 +221,18 @@ def test_patch_unknown_attribute_is_400_naming_it(directory: Directory) -> None:
 def test_patch_unknown_op_is_400(directory: Directory) -> None:
     uid = create_user(directory)["id"]
     error = assert_scim_error(
-        patch(directory, f"/Users/{uid}", {"op": "merge", "path": "title", "value": "x"}), 400)
+        patch(directory, f"/Users/{uid}", {"op": "merge", "path": "title", "value": "x"}), 400
+    )
     assert "merge" in error["detail"]
     gid = create_group(directory)["id"]
-    assert_scim_error(patch(directory, f"/Groups/{gid}", {"op": "Upsert", "path": "members",
-                                                          "value": [{"value": uid}]}), 400)
+    assert_scim_error(
+        patch(
+            directory,
+            f"/Groups/{gid}",
+            {"op": "Upsert", "path": "members", "value": [{"value": uid}]},
+        ),
+        400,
+    )
     assert member_ids(directory, gid) == set()
 
 
@@ -208,10 +243,14 @@ def test_patch_bad_envelope_is_400(directory: Directory) -> None:
         {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": "replace"},
         {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": []},
         {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]},
-        {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-         "Operations": [{"op": "replace", "path": "active", "value": "maybe"}]},
-        {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-         "Operations": [{"op": "remove"}]},
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": "maybe"}],
+        },
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "remove"}],
+        },
     ):
         assert_scim_error(directory.client.patch(url, json=body), 400)
 
@@ -219,37 +258,49 @@ def test_patch_bad_envelope_is_400(directory: Directory) -> None:
 def test_patch_members_unknown_user_is_400_and_stores_nothing(directory: Directory) -> None:
     u1, u2, u3 = (create_user(directory)["id"] for _ in range(3))
     gid = create_group(directory)["id"]
-    patch_ok(directory, f"/Groups/{gid}", {"op": "add", "path": "members", "value": [{"value": u1}]})
+    patch_ok(
+        directory, f"/Groups/{gid}", {"op": "add", "path": "members", "value": [{"value": u1}]}
+    )
     version = get_resource(directory, f"/Groups/{gid}")["meta"]["version"]
     ghost = str(uuid.uuid4())
     for value in ([{"value": ghost}], [{"value": u2}, {"value": ghost}, {"value": u3}]):
-        response = patch(directory, f"/Groups/{gid}", {"op": "add", "path": "members",
-                                                       "value": value})
+        response = patch(
+            directory, f"/Groups/{gid}", {"op": "add", "path": "members", "value": value}
+        )
         error = assert_scim_error(response, 400)
         assert ghost in error["detail"]
         assert member_ids(directory, gid) == {u1}
     # replacing the members with a list holding a ghost also changes nothing
-    response = patch(directory, f"/Groups/{gid}", {"op": "replace", "path": "members",
-                                                   "value": [{"value": u2}, {"value": ghost}]})
+    response = patch(
+        directory,
+        f"/Groups/{gid}",
+        {"op": "replace", "path": "members", "value": [{"value": u2}, {"value": ghost}]},
+    )
     assert_scim_error(response, 400)
     assert member_ids(directory, gid) == {u1}
     assert get_resource(directory, f"/Groups/{gid}")["meta"]["version"] == version
 
 
-def test_patch_members_of_another_directory_is_400(server: LiveServer, directory: Directory) -> None:
+def test_patch_members_of_another_directory_is_400(
+    server: LiveServer, directory: Directory
+) -> None:
     other = server.new_directory()
     foreign = create_user(other)["id"]
     local = create_user(directory)["id"]
     gid = create_group(directory)["id"]
-    patch_ok(directory, f"/Groups/{gid}", {"op": "add", "path": "members", "value": [{"value": local}]})
+    patch_ok(
+        directory, f"/Groups/{gid}", {"op": "add", "path": "members", "value": [{"value": local}]}
+    )
     for value in ([{"value": foreign}], [{"value": local}, {"value": foreign}]):
-        response = patch(directory, f"/Groups/{gid}", {"op": "add", "path": "members",
-                                                       "value": value})
+        response = patch(
+            directory, f"/Groups/{gid}", {"op": "add", "path": "members", "value": value}
+        )
         assert_scim_error(response, 400)
         assert member_ids(directory, gid) == {local}
     # and a group created with a foreign member is refused whole
-    response = directory.client.post(directory.url("/Groups"),
-                                     json=group_body(members=[{"value": foreign}]))
+    response = directory.client.post(
+        directory.url("/Groups"), json=group_body(members=[{"value": foreign}])
+    )
     assert_scim_error(response, 400)
     assert search(directory, "/Groups")["totalResults"] == 1
     # the foreign user is untouched in its own directory
@@ -261,13 +312,43 @@ def test_patch_members_of_another_directory_is_400(server: LiveServer, directory
 
 @pytest.mark.parametrize(
     "expression",
-    ['userName eq', 'userName xx "a"', '(userName eq "a"', 'userName eq "a" and',
-     'userName eq "unterminated', 'emails[type eq "work".value eq "a"', 'and userName eq "a"'],
+    [
+        "userName eq",
+        'userName xx "a"',
+        '(userName eq "a"',
+        'userName eq "a" and',
+        'userName eq "unterminated',
+        'emails[type eq "work".value eq "a"',
+        'and userName eq "a"',
+    ],
 )
 def test_bad_filter_is_invalid_filter(directory: Directory, expression: str) -> None:
     for path in ("/Users", "/Groups"):
         response = directory.client.get(directory.url(path), params={"filter": expression})
         assert_scim_error(response, 400, "invalidFilter")
+
+
+def test_filter_attribute_names_and_operators_are_case_insensitive(directory: Directory) -> None:
+    user = create_user(directory)
+    create_user(directory)
+    for expression in (
+        f'USERNAME eq "{user["userName"]}"',
+        f'userName EQ "{user["userName"]}"',
+        f'ExternalID eq "{user["externalId"]}"',
+    ):
+        assert ids(search(directory, "/Users", filter=expression)) == [user["id"]], expression
+    single = get_resource(directory, f"/Users/{user['id']}", attributes="USERNAME")
+    assert set(single) - {"schemas"} == {"id", "userName"}
+
+
+def test_filter_values_with_quotes_and_apostrophes(directory: Directory) -> None:
+    tag = uuid.uuid4().hex[:8]
+    irish = create_user(directory, userName=f"o'brien.{tag}@contoso.com")
+    quoted = create_user(directory, displayName=f'Bob "The Builder" {tag}')
+    found = search(directory, "/Users", filter=f'userName eq "o\'brien.{tag}@contoso.com"')
+    assert ids(found) == [irish["id"]]
+    found = search(directory, "/Users", filter=f'displayName eq "Bob \\"The Builder\\" {tag}"')
+    assert ids(found) == [quoted["id"]]
 
 
 # -- ETags -----------------------------------------------------------------------------------------
@@ -283,22 +364,37 @@ def test_if_match(directory: Directory) -> None:
     second = response.headers["etag"]
     assert second == get_resource(directory, f"/Users/{uid}")["meta"]["version"] != first
 
-    stale = patch(directory, f"/Users/{uid}", {"op": "replace", "path": "title", "value": "two"},
-                  headers={"If-Match": first})
+    stale = patch(
+        directory,
+        f"/Users/{uid}",
+        {"op": "replace", "path": "title", "value": "two"},
+        headers={"If-Match": first},
+    )
     assert_scim_error(stale, 412)
     assert get_resource(directory, f"/Users/{uid}")["title"] == "one"
-    assert_scim_error(directory.client.put(directory.url(f"/Users/{uid}"),
-                                           json=user_body(userName=user["userName"]),
-                                           headers={"If-Match": first}), 412)
-    assert_scim_error(directory.client.delete(directory.url(f"/Users/{uid}"),
-                                              headers={"If-Match": first}), 412)
+    assert_scim_error(
+        directory.client.put(
+            directory.url(f"/Users/{uid}"),
+            json=user_body(userName=user["userName"]),
+            headers={"If-Match": first},
+        ),
+        412,
+    )
+    assert_scim_error(
+        directory.client.delete(directory.url(f"/Users/{uid}"), headers={"If-Match": first}), 412
+    )
 
-    current = patch(directory, f"/Users/{uid}", {"op": "replace", "path": "title", "value": "two"},
-                    headers={"If-Match": second})
+    current = patch(
+        directory,
+        f"/Users/{uid}",
+        {"op": "replace", "path": "title", "value": "two"},
+        headers={"If-Match": second},
+    )
     assert current.status_code in (200, 204), current.text
     assert get_resource(directory, f"/Users/{uid}")["title"] == "two"
-    response = directory.client.delete(directory.url(f"/Users/{uid}"),
-                                       headers={"If-Match": current.headers["etag"]})
+    response = directory.client.delete(
+        directory.url(f"/Users/{uid}"), headers={"If-Match": current.headers["etag"]}
+    )
     assert response.status_code == 204
 
 
@@ -312,6 +408,21 @@ def test_count_zero_returns_totals_only(directory: Directory) -> None:
     assert body["totalResults"] == 3
     assert body.get("Resources", []) == []
     assert body["itemsPerPage"] == 0
+
+
+def test_out_of_range_paging_values_are_clamped(directory: Directory) -> None:
+    for _ in range(3):
+        create_user(directory)
+    negative = search(directory, "/Users", count=-5)  # RFC 7644 §3.4.2.4: negative means 0
+    assert negative["totalResults"] == 3
+    assert negative.get("Resources", []) == []
+    zero_start = search(directory, "/Users", startIndex=0, count=2)  # below 1 means 1
+    assert zero_start["startIndex"] == 1
+    assert len(zero_start["Resources"]) == 2
+    max_results = get_resource(directory, "/ServiceProviderConfig")["filter"]["maxResults"]
+    huge = search(directory, "/Users", count=max_results * 10)
+    assert len(huge["Resources"]) == 3
+    assert_scim_error(directory.client.get(directory.url("/Users"), params={"count": "many"}), 400)
 
 
 def test_paging_with_start_index_and_count(directory: Directory) -> None:
@@ -344,8 +455,9 @@ def test_sort_by_user_name(directory: Directory) -> None:
     assert [r["userName"] for r in body["Resources"]] == ascending
     body = search(directory, "/Users", sortBy="userName", sortOrder="descending")
     assert [r["userName"] for r in body["Resources"]] == ascending[::-1]
-    body = search(directory, "/Users", sortBy="userName", sortOrder="descending", count=2,
-                  startIndex=2)
+    body = search(
+        directory, "/Users", sortBy="userName", sortOrder="descending", count=2, startIndex=2
+    )
     assert [r["userName"] for r in body["Resources"]] == ascending[::-1][1:3]
 
 
@@ -357,8 +469,9 @@ def test_attributes_selects_only_those(directory: Directory) -> None:
     assert resource["userName"] == user["userName"]
     single = get_resource(directory, f"/Users/{user['id']}", attributes="userName")
     assert set(single) - {"schemas"} == {"id", "userName"}
-    nested = get_resource(directory, f"/Users/{user['id']}",
-                          attributes=f"name.givenName,{ENTERPRISE}:department")
+    nested = get_resource(
+        directory, f"/Users/{user['id']}", attributes=f"name.givenName,{ENTERPRISE}:department"
+    )
     assert set(nested) - {"schemas"} == {"id", "name", ENTERPRISE}
     assert nested["name"] == {"givenName": user["name"]["givenName"]}
     assert nested[ENTERPRISE] == {"department": user[ENTERPRISE]["department"]}
@@ -380,13 +493,16 @@ def test_excluded_attributes(directory: Directory) -> None:
 def test_post_search(directory: Directory) -> None:
     target = create_user(directory)
     create_user(directory)
-    response = directory.client.post(directory.url("/Users/.search"), json={
-        "schemas": [SEARCH_SCHEMA],
-        "filter": f'userName eq "{target["userName"]}"',
-        "attributes": ["userName", "active"],
-        "startIndex": 1,
-        "count": 10,
-    })
+    response = directory.client.post(
+        directory.url("/Users/.search"),
+        json={
+            "schemas": [SEARCH_SCHEMA],
+            "filter": f'userName eq "{target["userName"]}"',
+            "attributes": ["userName", "active"],
+            "startIndex": 1,
+            "count": 10,
+        },
+    )
     body = assert_list_response(response)
     assert body["totalResults"] == 1
     [resource] = body["Resources"]
@@ -394,18 +510,26 @@ def test_post_search(directory: Directory) -> None:
     assert set(resource) - {"schemas"} == {"id", "userName", "active"}
 
     gid = create_group(directory, displayName=f"Search {uuid.uuid4().hex}")["id"]
-    response = directory.client.post(directory.url("/Groups/.search"), json={
-        "schemas": [SEARCH_SCHEMA], "filter": f'id eq "{gid}"',
-        "excludedAttributes": ["members"]})
+    response = directory.client.post(
+        directory.url("/Groups/.search"),
+        json={
+            "schemas": [SEARCH_SCHEMA],
+            "filter": f'id eq "{gid}"',
+            "excludedAttributes": ["members"],
+        },
+    )
     assert ids(assert_list_response(response)) == [gid]
 
-    response = directory.client.post(directory.url("/Users/.search"), json={
-        "schemas": [SEARCH_SCHEMA], "sortBy": "userName", "count": 1})
+    response = directory.client.post(
+        directory.url("/Users/.search"),
+        json={"schemas": [SEARCH_SCHEMA], "sortBy": "userName", "count": 1},
+    )
     body = assert_list_response(response)
     assert body["totalResults"] == 2 and body["itemsPerPage"] == 1
 
-    bad = directory.client.post(directory.url("/Users/.search"),
-                                json={"schemas": [SEARCH_SCHEMA], "filter": "userName eq"})
+    bad = directory.client.post(
+        directory.url("/Users/.search"), json={"schemas": [SEARCH_SCHEMA], "filter": "userName eq"}
+    )
     assert_scim_error(bad, 400, "invalidFilter")
 
 
@@ -458,8 +582,9 @@ def test_trailing_slash_base_url(directory: Directory) -> None:
     uid = response.json()["id"]
     assert response.headers["location"] == f"{directory.scim_base}/Users/{uid}"
     assert get_resource(directory, f"//Users/{uid}")["id"] == uid
-    flagged = directory.client.get(build_url(base, "/Groups", {"filter": 'displayName eq "x"'},
-                                             flag=True))
+    flagged = directory.client.get(
+        build_url(base, "/Groups", {"filter": 'displayName eq "x"'}, flag=True)
+    )
     assert assert_list_response(flagged)["totalResults"] == 0
     response = directory.client.get(f"{directory.scim_base}/Users/")
     assert assert_list_response(response)["totalResults"] == 1
@@ -467,8 +592,14 @@ def test_trailing_slash_base_url(directory: Directory) -> None:
 
 def test_responses_are_scim_json_with_scim_schemas(directory: Directory) -> None:
     user = create_user(directory)
-    for path in (f"/Users/{user['id']}", "/Users", "/Groups", "/ServiceProviderConfig",
-                 "/Schemas", "/ResourceTypes"):
+    for path in (
+        f"/Users/{user['id']}",
+        "/Users",
+        "/Groups",
+        "/ServiceProviderConfig",
+        "/Schemas",
+        "/ResourceTypes",
+    ):
         response = directory.client.get(directory.url(path))
         assert response.status_code == 200
         assert media_type(response) == SCIM_JSON, path

@@ -369,7 +369,9 @@ def test_add_members() -> None:
         }
     )
     assert doc == group()
-    assert actions == (MemberAction("add", refs("u1", "u2", "u3")),)
+    # The display a client gives is kept (and echoed back by the store).
+    expected = (MemberRef("u1"), MemberRef("u2", display="B"), MemberRef("u3"))
+    assert actions == (MemberAction("add", expected),)
 
 
 def test_legacy_remove_with_value_removes_only_those_members() -> None:
@@ -477,3 +479,52 @@ def test_bad_group_operations(op: dict[str, Any], scim_type: str, culprit: str) 
     assert err.scim_type == scim_type
     assert err.detail.startswith("Operations[1]")
     assert culprit in err.detail
+
+
+def test_pathless_value_with_value_path_keys_updates_those_elements() -> None:
+    """Regression: a compliant-dialect path-less replace whose keys include a value path
+    (emails[type eq "work"].value) was refused as 'not declared by the resource schema'."""
+    from scimgate.scim.payloads import parse_user as _parse
+
+    doc = _parse(
+        {
+            "userName": "a@contoso.com",
+            "emails": [{"type": "work", "value": "a@contoso.com", "primary": True}],
+        }
+    )
+    new = apply_user_patch(
+        doc,
+        {
+            "Operations": [
+                {
+                    "op": "replace",
+                    "value": {
+                        "displayName": "A",
+                        'emails[type eq "work"].value': "b@contoso.com",
+                        'phoneNumbers[type eq "mobile"].value': "+1 555 0100",
+                    },
+                }
+            ]
+        },
+    )
+    assert new["displayName"] == "A"
+    assert new["emails"] == [{"value": "b@contoso.com", "type": "work", "primary": True}]
+    assert new["phoneNumbers"] == [{"value": "+1 555 0100", "type": "mobile"}]
+
+
+def test_pathless_value_may_repeat_the_resources_own_id() -> None:
+    """Regression: Entra's compliant dialect renames a group with
+    {"op": "replace", "value": {"id": <group id>, "displayName": …}}; that was a 400."""
+    plan_ = plan_group_patch(
+        group(),
+        {"Operations": [{"op": "replace", "value": {"id": "g-1", "displayName": "New"}}]},
+        resource_id="g-1",
+    )
+    assert plan_.doc["displayName"] == "New"
+    with pytest.raises(ScimError) as err:
+        plan_group_patch(
+            group(),
+            {"Operations": [{"op": "replace", "value": {"id": "g-2", "displayName": "New"}}]},
+            resource_id="g-1",
+        )
+    assert (err.value.status, err.value.scim_type) == (400, "mutability")

@@ -214,7 +214,7 @@ def test_group_members_are_returned_apart() -> None:
         }
     )
     assert doc == {"schemas": [GROUP], "displayName": "Sales"}
-    assert members == [MemberRef("u1"), MemberRef("g1", "Group")]
+    assert members == [MemberRef("u1", display="Bob"), MemberRef("g1", "Group")]
 
 
 def test_group_members_null_or_empty() -> None:

@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory.errors import InvalidInput
 from scimgate.directory.keys import fold
+from scimgate.directory.normalized import changed_attributes, normalized_group
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
+from scimgate.directory.unit import Unit
 from scimgate.store.tables import group_members, groups, users
 
 CHUNK = 500
@@ -69,18 +71,20 @@ def _record(row: Any) -> ResourceRecord:
     )
 
 
-async def insert(conn: AsyncConnection, directory_id: str, doc: dict[str, Any]) -> ResourceRecord:
+async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     now = utcnow()
     row = {
         "id": new_id(),
-        "directory_id": directory_id,
+        "directory_id": unit.directory_id,
         "version": 1,
         "created_at": now,
         "updated_at": now,
         **_columns(doc),
     }
-    await conn.execute(groups.insert().values(**row))
-    return ResourceRecord(row["id"], directory_id, doc, 1, now, now)
+    await unit.conn.execute(groups.insert().values(**row))
+    record = ResourceRecord(row["id"], unit.directory_id, doc, 1, now, now)
+    unit.emit("group.created", {"group": normalized_group(record, unit.organization_id)})
+    return record
 
 
 async def get(
@@ -96,16 +100,16 @@ async def get(
 
 
 async def replace(
-    conn: AsyncConnection, current: ResourceRecord, doc: dict[str, Any] | None = None
+    unit: Unit, current: ResourceRecord, doc: dict[str, Any] | None = None
 ) -> ResourceRecord:
-    """Store a new document (or, with ``doc=None``, only bump version and lastModified
-    after a membership change). The caller holds the group's row lock."""
+    """Store a new document (records ``group.updated``), or with ``doc=None`` only bump
+    version and lastModified after a membership change. The caller holds the row lock."""
     now = utcnow()
     values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
     if doc is not None:
         values.update(_columns(doc))
-    await conn.execute(update(groups).where(groups.c.id == current.id).values(**values))
-    return ResourceRecord(
+    await unit.conn.execute(update(groups).where(groups.c.id == current.id).values(**values))
+    record = ResourceRecord(
         current.id,
         current.directory_id,
         doc if doc is not None else current.doc,
@@ -113,24 +117,47 @@ async def replace(
         current.created_at,
         now,
     )
+    if doc is not None and doc != current.doc:
+        unit.emit(
+            "group.updated",
+            {
+                "group": normalized_group(record, unit.organization_id),
+                "changed": changed_attributes(current.doc, doc),
+            },
+        )
+    return record
 
 
-async def delete_group(conn: AsyncConnection, directory_id: str, group_id: str) -> bool:
-    """Delete a group; its memberships (both ways) go by cascade."""
-    await conn.execute(
+async def delete_group(unit: Unit, current: ResourceRecord) -> None:
+    """Delete a group; its memberships (both ways) go by cascade. Groups it was a member
+    of get ``group.member_removed``; its own members get no per-member event (the
+    ``group.deleted`` event implies them)."""
+    parents = await unit.conn.execute(
         update(groups)
         .where(
             groups.c.id.in_(
-                select(group_members.c.group_id).where(group_members.c.member_group_id == group_id)
+                select(group_members.c.group_id).where(
+                    group_members.c.member_group_id == current.id
+                )
             )
         )
-        .where(groups.c.directory_id == directory_id)
+        .where(groups.c.directory_id == unit.directory_id)
         .values(version=groups.c.version + 1, updated_at=utcnow())
+        .returning(groups.c.id, groups.c.display_name)
     )
-    result = await conn.execute(
-        delete(groups).where(groups.c.directory_id == directory_id, groups.c.id == group_id)
+    for group_id, display_name in parents:
+        unit.emit(
+            "group.member_removed",
+            {
+                "group": {"id": group_id, "display_name": display_name},
+                "member": {"id": current.id, "type": "Group"},
+                "reason": "group_deleted",
+            },
+        )
+    await unit.conn.execute(
+        delete(groups).where(groups.c.directory_id == unit.directory_id, groups.c.id == current.id)
     )
-    return result.rowcount > 0
+    unit.emit("group.deleted", {"group": normalized_group(current, unit.organization_id)})
 
 
 async def search(
@@ -213,65 +240,77 @@ async def _classify(
     ]
 
 
+def _member_events(
+    unit: Unit, kind: str, group: ResourceRecord, rows: Sequence[tuple[str, str | None]]
+) -> None:
+    ref = {"id": group.id, "display_name": group.doc.get("displayName")}
+    for member_id, user_id in rows:
+        unit.emit(
+            kind,
+            {"group": ref, "member": {"id": member_id, "type": "User" if user_id else "Group"}},
+        )
+
+
 async def add_members(
-    conn: AsyncConnection, directory_id: str, group_id: str, members: Mapping[str, str | None]
+    unit: Unit, group: ResourceRecord, members: Mapping[str, str | None]
 ) -> list[str]:
     """Add members (id → display name the client gave, or None); existing ones are a
-    no-op. Returns the ids actually added."""
-    rows = await _classify(conn, directory_id, group_id, members)
-    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    added: list[str] = []
+    no-op. Records one ``group.member_added`` per member actually added."""
+    rows = await _classify(unit.conn, unit.directory_id, group.id, members)
+    insert_ = postgresql.insert if unit.conn.dialect.name == "postgresql" else sqlite.insert
+    added: list[tuple[str, str | None]] = []
     for start in range(0, len(rows), CHUNK):
         stmt = (
             insert_(group_members)
             .values(rows[start : start + CHUNK])
             .on_conflict_do_nothing(index_elements=["group_id", "member_id"])
-            .returning(group_members.c.member_id)
+            .returning(group_members.c.member_id, group_members.c.user_id)
         )
-        added.extend((await conn.execute(stmt)).scalars())
-    return added
+        added.extend((r.member_id, r.user_id) for r in await unit.conn.execute(stmt))
+    _member_events(unit, "group.member_added", group, added)
+    return [member_id for member_id, _ in added]
 
 
-async def remove_members(
-    conn: AsyncConnection, group_id: str, member_ids: Sequence[str]
-) -> list[str]:
-    """Remove the listed members (absent ones are ignored). Returns the ids removed."""
-    removed: list[str] = []
+async def remove_members(unit: Unit, group: ResourceRecord, member_ids: Sequence[str]) -> list[str]:
+    """Remove the listed members (absent ones are ignored); one ``group.member_removed``
+    per member actually removed."""
+    removed: list[tuple[str, str | None]] = []
     for chunk in _chunks(list(dict.fromkeys(member_ids))):
-        result = await conn.execute(
+        result = await unit.conn.execute(
             delete(group_members)
-            .where(group_members.c.group_id == group_id, group_members.c.member_id.in_(chunk))
-            .returning(group_members.c.member_id)
+            .where(group_members.c.group_id == group.id, group_members.c.member_id.in_(chunk))
+            .returning(group_members.c.member_id, group_members.c.user_id)
         )
-        removed.extend(result.scalars())
-    return removed
+        removed.extend((r.member_id, r.user_id) for r in result)
+    _member_events(unit, "group.member_removed", group, removed)
+    return [member_id for member_id, _ in removed]
 
 
-async def clear_members(conn: AsyncConnection, group_id: str) -> list[str]:
-    result = await conn.execute(
+async def clear_members(unit: Unit, group: ResourceRecord) -> list[str]:
+    result = await unit.conn.execute(
         delete(group_members)
-        .where(group_members.c.group_id == group_id)
-        .returning(group_members.c.member_id)
+        .where(group_members.c.group_id == group.id)
+        .returning(group_members.c.member_id, group_members.c.user_id)
     )
-    return list(result.scalars())
+    removed = [(r.member_id, r.user_id) for r in result]
+    _member_events(unit, "group.member_removed", group, removed)
+    return [member_id for member_id, _ in removed]
 
 
 async def replace_members(
-    conn: AsyncConnection, directory_id: str, group_id: str, members: Mapping[str, str | None]
+    unit: Unit, group: ResourceRecord, members: Mapping[str, str | None]
 ) -> tuple[list[str], list[str]]:
     """Make the member set exactly ``members``. Returns (added, removed)."""
     wanted = set(members)
     current = set(
         (
-            await conn.execute(
-                select(group_members.c.member_id).where(group_members.c.group_id == group_id)
+            await unit.conn.execute(
+                select(group_members.c.member_id).where(group_members.c.group_id == group.id)
             )
         ).scalars()
     )
-    removed = await remove_members(conn, group_id, sorted(current - wanted))
-    added = await add_members(
-        conn, directory_id, group_id, {m: d for m, d in members.items() if m not in current}
-    )
+    removed = await remove_members(unit, group, sorted(current - wanted))
+    added = await add_members(unit, group, {m: d for m, d in members.items() if m not in current})
     return added, removed
 
 

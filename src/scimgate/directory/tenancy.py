@@ -49,6 +49,7 @@ class Directory:
     enabled: bool
     token_hint: str
     token_rotated_at: datetime
+    rules: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -131,6 +132,7 @@ class Tenancy:
             "token_hash": hash_token(token),
             "token_hint": token_hint(token),
             "token_rotated_at": now,
+            "rules": None,
             "created_at": now,
             "updated_at": now,
         }

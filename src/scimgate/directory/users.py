@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory.errors import Conflict
 from scimgate.directory.keys import fold
+from scimgate.directory.normalized import changed_attributes, normalized_user
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
+from scimgate.directory.unit import Unit
 from scimgate.store.tables import group_members, groups, users
 
 
@@ -58,21 +60,23 @@ def _conflict(doc: dict[str, Any]) -> Conflict:
     return Conflict(f"a user with userName {doc['userName']!r} already exists in this directory")
 
 
-async def insert(conn: AsyncConnection, directory_id: str, doc: dict[str, Any]) -> ResourceRecord:
+async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     now = utcnow()
     row = {
         "id": new_id(),
-        "directory_id": directory_id,
+        "directory_id": unit.directory_id,
         "version": 1,
         "created_at": now,
         "updated_at": now,
         **_columns(doc),
     }
     try:
-        await conn.execute(users.insert().values(**row))
+        await unit.conn.execute(users.insert().values(**row))
     except IntegrityError as exc:
         raise _conflict(doc) from exc
-    return ResourceRecord(row["id"], directory_id, doc, 1, now, now)
+    record = ResourceRecord(row["id"], unit.directory_id, doc, 1, now, now)
+    unit.emit("user.created", {"user": normalized_user(record, unit.organization_id)})
+    return record
 
 
 async def get(
@@ -87,40 +91,63 @@ async def get(
     return _record(row) if row else None
 
 
-async def replace(
-    conn: AsyncConnection, current: ResourceRecord, doc: dict[str, Any]
-) -> ResourceRecord:
-    """Store a new document for an existing user (caller holds its row lock)."""
+async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> ResourceRecord:
+    """Store a new document for an existing user (caller holds its row lock).
+
+    Records ``user.updated`` with the changed attribute names, and ``user.deactivated`` /
+    ``user.reactivated`` when ``active`` flips (an update that only flips ``active``
+    records just the latter)."""
+    if doc == current.doc:
+        return current
     now = utcnow()
     try:
-        await conn.execute(
+        await unit.conn.execute(
             update(users)
             .where(users.c.id == current.id)
             .values(version=current.version + 1, updated_at=now, **_columns(doc))
         )
     except IntegrityError as exc:
         raise _conflict(doc) from exc
-    return ResourceRecord(
+    record = ResourceRecord(
         current.id, current.directory_id, doc, current.version + 1, current.created_at, now
     )
+    user = normalized_user(record, unit.organization_id)
+    changed = [a for a in changed_attributes(current.doc, doc) if a != "active"]
+    if changed:
+        unit.emit("user.updated", {"user": user, "changed": changed})
+    was_active = current.doc.get("active", True) is not False
+    if was_active != user["active"]:
+        unit.emit("user.reactivated" if user["active"] else "user.deactivated", {"user": user})
+    return record
 
 
-async def delete_user(conn: AsyncConnection, directory_id: str, user_id: str) -> bool:
-    """Delete a user and (by cascade) its memberships; bumps the groups it left."""
-    await conn.execute(
+async def delete_user(unit: Unit, current: ResourceRecord) -> None:
+    """Delete a user and (by cascade) its memberships. The groups it left get a new
+    version and a ``group.member_removed`` event each, then ``user.deleted``."""
+    left = await unit.conn.execute(
         update(groups)
         .where(
             groups.c.id.in_(
-                select(group_members.c.group_id).where(group_members.c.user_id == user_id)
+                select(group_members.c.group_id).where(group_members.c.user_id == current.id)
             )
         )
-        .where(groups.c.directory_id == directory_id)
+        .where(groups.c.directory_id == unit.directory_id)
         .values(version=groups.c.version + 1, updated_at=utcnow())
+        .returning(groups.c.id, groups.c.display_name)
     )
-    result = await conn.execute(
-        delete(users).where(users.c.directory_id == directory_id, users.c.id == user_id)
+    for group_id, display_name in left:
+        unit.emit(
+            "group.member_removed",
+            {
+                "group": {"id": group_id, "display_name": display_name},
+                "member": {"id": current.id, "type": "User"},
+                "reason": "user_deleted",
+            },
+        )
+    await unit.conn.execute(
+        delete(users).where(users.c.directory_id == unit.directory_id, users.c.id == current.id)
     )
-    return result.rowcount > 0
+    unit.emit("user.deleted", {"user": normalized_user(current, unit.organization_id)})
 
 
 async def search(

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from scimgate.directory.errors import Conflict, InvalidInput, NotFound
 from scimgate.directory.tenancy import Tenancy
+from scimgate.events.bus import EventBus
 from scimgate.scim import discovery
 from scimgate.scim.endpoints import ScimEndpoints
 from scimgate.scim.errors import ScimError
@@ -24,8 +25,10 @@ SCIM_MOUNT = "/scim/v2"
 SCIM_PREFIX = "/{directory_id}"
 
 
-def scim_routes(db: Database, settings: Settings, tenancy: Tenancy) -> list[Route]:
-    ep = ScimEndpoints(db, settings, tenancy)
+def scim_routes(
+    db: Database, settings: Settings, tenancy: Tenancy, bus: EventBus | None = None
+) -> list[Route]:
+    ep = ScimEndpoints(db, settings, tenancy, bus)
 
     async def service_provider_config(request: Request) -> Response:
         caller = await ep.caller(request)
@@ -113,7 +116,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 }
 
 
-def scim_app(db: Database, settings: Settings, tenancy: Tenancy) -> Starlette:
+def scim_app(
+    db: Database, settings: Settings, tenancy: Tenancy, bus: EventBus | None = None
+) -> Starlette:
     return Starlette(
-        routes=scim_routes(db, settings, tenancy), exception_handlers=EXCEPTION_HANDLERS
+        routes=scim_routes(db, settings, tenancy, bus), exception_handlers=EXCEPTION_HANDLERS
     )

@@ -7,6 +7,7 @@ the resource's row lock from read to write, so concurrent PATCHes never lose an 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from scimgate.directory import groups as group_repo
 from scimgate.directory import users as user_repo
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import Directory, Tenancy
+from scimgate.directory.unit import Unit, run_unit
+from scimgate.events.bus import EventBus
 from scimgate.scim.errors import ScimError, not_found
 from scimgate.scim.filter_sql import compile_filter, sort_expression
 from scimgate.scim.http import check_if_match, not_modified, read_json, scim_response
@@ -63,10 +66,18 @@ def _bearer(request: Request) -> str | None:
 class ScimEndpoints:
     """Request handlers bound to one database and one configuration."""
 
-    def __init__(self, db: Database, settings: Settings, tenancy: Tenancy) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, tenancy: Tenancy, bus: EventBus | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.tenancy = tenancy
+        self.bus = bus
+
+    async def _write(self, caller: Caller, work: Callable[[Unit], Awaitable[Response]]) -> Response:
+        """One write transaction for the caller's directory, events included."""
+        directory = caller.directory
+        return await run_unit(self.db, self.bus, directory.id, directory.organization_id, work)
 
     # -- authentication -------------------------------------------------------------
 
@@ -198,51 +209,51 @@ class ScimEndpoints:
         caller = await self.caller(request)
         doc = parse_user(await read_json(request, self.settings.max_body_bytes))
 
-        async def work(conn: AsyncConnection) -> Response:
-            record = await user_repo.insert(conn, caller.directory_id, doc)
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
+            record = await user_repo.insert(unit, doc)
             return await self._user_response(conn, caller, record, request, 201)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     async def replace_user(self, request: Request) -> Response:
         caller = await self.caller(request)
         doc = parse_user(await read_json(request, self.settings.max_body_bytes))
 
-        async def work(conn: AsyncConnection) -> Response:
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
-            record = current
-            if doc != current.doc:
-                record = await user_repo.replace(conn, current, doc)
+            record = await user_repo.replace(unit, current, doc)
             return await self._user_response(conn, caller, record, request)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     async def patch_user(self, request: Request) -> Response:
         caller = await self.caller(request)
         body = await read_json(request, self.settings.max_body_bytes)
 
-        async def work(conn: AsyncConnection) -> Response:
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
-            doc = apply_user_patch(current.doc, body)
-            record = current
-            if doc != current.doc:
-                record = await user_repo.replace(conn, current, doc)
+            doc = apply_user_patch(current.doc, body, current.id)
+            record = await user_repo.replace(unit, current, doc)
             return await self._user_response(conn, caller, record, request)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     async def delete_user(self, request: Request) -> Response:
         caller = await self.caller(request)
 
-        async def work(conn: AsyncConnection) -> Response:
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
-            await user_repo.delete_user(conn, caller.directory_id, current.id)
+            await user_repo.delete_user(unit, current)
             return Response(status_code=204)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     # -- both ---------------------------------------------------------------------------
 
@@ -372,66 +383,61 @@ class ScimEndpoints:
         caller = await self.caller(request)
         doc, members = parse_group(await read_json(request, self.settings.max_body_bytes))
 
-        async def work(conn: AsyncConnection) -> Response:
-            record = await group_repo.insert(conn, caller.directory_id, doc)
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
+            record = await group_repo.insert(unit, doc)
             if members:
-                await group_repo.add_members(
-                    conn, caller.directory_id, record.id, {m.value: m.display for m in members}
-                )
+                await group_repo.add_members(unit, record, {m.value: m.display for m in members})
             return await self._group_response(conn, caller, record, request, 201)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     async def replace_group(self, request: Request) -> Response:
         caller = await self.caller(request)
         doc, members = parse_group(await read_json(request, self.settings.max_body_bytes))
 
-        async def work(conn: AsyncConnection) -> Response:
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             added, removed = await group_repo.replace_members(
-                conn, caller.directory_id, current.id, {m.value: m.display for m in members or []}
+                unit, current, {m.value: m.display for m in members or []}
             )
             record = current
             if doc != current.doc or added or removed:
-                record = await group_repo.replace(conn, current, doc)
+                record = await group_repo.replace(unit, current, doc)
             return await self._group_response(conn, caller, record, request)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     async def patch_group(self, request: Request) -> Response:
         caller = await self.caller(request)
         body = await read_json(request, self.settings.max_body_bytes)
         params = selection_params(request.query_params, "Group")
 
-        async def work(conn: AsyncConnection) -> Response:
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
-            plan = plan_group_patch(current.doc, body)
+            plan = plan_group_patch(current.doc, body, current.id)
             changed = plan.doc != current.doc
             for action in plan.member_actions:
                 ids = [m.value for m in action.members]
                 given = {m.value: m.display for m in action.members}
                 if action.kind == "add":
-                    done = await group_repo.add_members(
-                        conn, caller.directory_id, current.id, given
-                    )
+                    done = await group_repo.add_members(unit, current, given)
                     changed = changed or bool(done)
                 elif action.kind == "remove":
-                    changed = (
-                        bool(await group_repo.remove_members(conn, current.id, ids)) or changed
-                    )
+                    changed = bool(await group_repo.remove_members(unit, current, ids)) or changed
                 elif action.kind == "clear":
-                    changed = bool(await group_repo.clear_members(conn, current.id)) or changed
+                    changed = bool(await group_repo.clear_members(unit, current)) or changed
                 else:
-                    added, removed = await group_repo.replace_members(
-                        conn, caller.directory_id, current.id, given
-                    )
+                    added, removed = await group_repo.replace_members(unit, current, given)
                     changed = changed or bool(added or removed)
             record = current
             if changed:
                 record = await group_repo.replace(
-                    conn, current, plan.doc if plan.doc != current.doc else None
+                    unit, current, plan.doc if plan.doc != current.doc else None
                 )
             if params.attributes is None and params.excluded is None:
                 # Groups can have 100k members: do not send them back unasked (RFC 7644
@@ -439,15 +445,16 @@ class ScimEndpoints:
                 return Response(status_code=204, headers={"ETag": record.etag})
             return await self._group_response(conn, caller, record, request)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)
 
     async def delete_group(self, request: Request) -> Response:
         caller = await self.caller(request)
 
-        async def work(conn: AsyncConnection) -> Response:
+        async def work(unit: Unit) -> Response:
+            conn = unit.conn
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
-            await group_repo.delete_group(conn, caller.directory_id, current.id)
+            await group_repo.delete_group(unit, current)
             return Response(status_code=204)
 
-        return await self.db.transact(work)
+        return await self._write(caller, work)

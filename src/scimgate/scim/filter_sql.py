@@ -143,7 +143,10 @@ def compile_filter(text: str, resource_type: ResourceType, dialect: str) -> Colu
         raise invalid_filter(_syntax_detail(text, exc)) from exc
     _check_shape(ast, text)
     scope = _ResourceScope(resource_type, _json_dialect(dialect))
-    return _Compiler(scope).visit(ast)
+    try:
+        return _Compiler(scope).visit(ast)
+    except ScimError as exc:
+        raise invalid_filter(f"{exc.detail}, in the filter {_quote(text)}") from exc
 
 
 def sort_expression(sort_by: str, resource_type: ResourceType, dialect: str) -> ColumnElement[Any]:
@@ -309,7 +312,8 @@ class _SqliteJson(_Json):
             if isinstance(part, int):
                 parts.append(f"[{part}]")
             else:
-                assert '"' not in part, part  # names come from the schema, never the filter
+                if '"' in part:  # names come from the schema, never from the filter
+                    raise ValueError(f"unexpected JSON key {part!r}")
                 parts.append(f'."{part}"')
         return "$" + "".join(parts)
 
@@ -469,7 +473,7 @@ def _compare(operand: _Operand, op: CompareOperator, value: Any) -> Bool:
         when = _datetime(operand.name, value)
         condition = expr == when if op is CompareOperator.eq else _ORDERING[op](expr, when)
     elif operand.folded or operand.case_exact or operand.kind == "binary":
-        text = value.lower() if operand.folded else value
+        text = fold(value) if operand.folded else value
         if op in _LIKE:
             condition = expr.like(_LIKE[op].format(_escape_like(text)), escape=_ESCAPE)
         else:
@@ -577,6 +581,8 @@ class _JsonItem(_ItemScope):
     def operand(self, name: str | None, kind: Kind, case_exact: bool) -> _Operand:
         path: JsonPath = (name,) if name else ()
         label = f"{self.label}.{name or 'value'}"
+        if kind in {"datetime", "number"}:  # none in the SCIM core schemas
+            raise invalid_filter(f"filtering on {label!r} is not supported")
         if kind == "boolean":
             expr, json_bool = self.item.boolean(path), True
         else:
@@ -625,7 +631,6 @@ class _ResourceScope(_Scope):
         self.resource_type = resource_type
         self.model = _MODELS[resource_type]
         self.table = tables.users if resource_type == "User" else tables.groups
-        self.json = json
         self.doc = json(self.table.c.data)
 
     # -- single-valued attributes

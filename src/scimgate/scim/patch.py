@@ -25,6 +25,7 @@ from scimgate.scim.errors import (
     invalid_path,
     invalid_syntax,
     invalid_value,
+    mutability,
     no_target,
 )
 from scimgate.scim.payloads import (
@@ -94,21 +95,35 @@ class _Operation:
         return f"Operations[{self.index}] ({self.op}{target}): "
 
 
-def apply_user_patch(doc: dict[str, Any], body: Any) -> dict[str, Any]:
-    """Apply a PATCH body to a canonical user document; return the new one (input untouched)."""
-    patcher = _Patcher(ScimUser, doc, required="userName")
+def apply_user_patch(
+    doc: dict[str, Any], body: Any, resource_id: str | None = None
+) -> dict[str, Any]:
+    """Apply a PATCH body to a canonical user document; return the new one (input untouched).
+
+    ``resource_id``: a path-less value may repeat the resource's own id (Entra does);
+    any other id is refused."""
+    patcher = _Patcher(ScimUser, doc, required="userName", resource_id=resource_id)
     for op in _operations(body):
         with _failing_at(op, "User"):
             if op.path is None:
                 value = {}
+                filtered: list[tuple[str, Any]] = []
                 for key, item in _object_value(op).items():
+                    if "[" in key:
+                        # A value path as a key (emails[type eq "work"].value) is one more
+                        # operation on that path: the library only takes plain keys here.
+                        filtered.append((key, item))
+                        continue
                     if key.casefold() in _MANAGER_PATHS:
                         key, item = _MANAGER, manager_value(item, _MANAGER)
                     elif key.casefold() == ENTERPRISE_SCHEMA.casefold():
                         item = _normalise_enterprise(item, op)
                     if item is not None or op.op == "replace":
                         value[key] = item
-                patcher.apply(op, None, value)
+                if value or not filtered:
+                    patcher.apply(op, None, value)
+                for key, item in filtered:
+                    patcher.apply(op, key, item)
             elif op.path.casefold() in _MANAGER_PATHS:
                 # Entra's remove may carry the old manager as value; the manager goes anyway.
                 manager = None if op.op == "remove" else manager_value(op.value, _MANAGER)
@@ -121,13 +136,15 @@ def apply_user_patch(doc: dict[str, Any], body: Any) -> dict[str, Any]:
     return _revalidated(lambda: parse_user(patcher.finish()))
 
 
-def plan_group_patch(doc: dict[str, Any], body: Any) -> GroupPatchPlan:
+def plan_group_patch(
+    doc: dict[str, Any], body: Any, resource_id: str | None = None
+) -> GroupPatchPlan:
     """Plan a PATCH body on a canonical group document (which holds no members).
 
     Non-member changes are applied to the returned document; member changes are returned
     as ordered actions, for the store to apply without loading the member list.
     """
-    patcher = _Patcher(ScimGroup, doc, required="displayName")
+    patcher = _Patcher(ScimGroup, doc, required="displayName", resource_id=resource_id)
     actions: list[MemberAction] = []
     for op in _operations(body):
         with _failing_at(op, "Group"):
@@ -148,6 +165,9 @@ def plan_group_patch(doc: dict[str, Any], body: Any) -> GroupPatchPlan:
     return GroupPatchPlan(new_doc, tuple(actions))
 
 
+_IGNORED_KEYS = {"id", "meta", "schemas"}
+
+
 class _Patcher:
     """A resource being patched: a model for what scim2-models knows, and the rest apart.
 
@@ -155,8 +175,15 @@ class _Patcher:
     here and put back by :func:`~scimgate.scim.payloads.dump`.
     """
 
-    def __init__(self, model: type[Resource[Any]], doc: dict[str, Any], required: str) -> None:
+    def __init__(
+        self,
+        model: type[Resource[Any]],
+        doc: dict[str, Any],
+        required: str,
+        resource_id: str | None = None,
+    ) -> None:
         self.model = model
+        self.resource_id = resource_id
         self.required = required
         self.name = resource_name(model)
         self.patch_op: Any = PatchOp.__class_getitem__(model)
@@ -185,7 +212,12 @@ class _Patcher:
             self._apply_custom(op.op, path, value)
             return
         if path is None:
-            value = dict(value)
+            # Entra's compliant dialect renames a group with {"id": <its id>, "displayName":
+            # …}: read-only keys in a path-less value are ignored, as PUT ignores them.
+            given_id = value.get(find_key(value, "id") or "id")
+            if given_id is not None and given_id != self.resource_id:
+                raise mutability(f"'id' is read-only (this resource's id is {self.resource_id!r})")
+            value = {k: v for k, v in value.items() if k.casefold() not in _IGNORED_KEYS}
             for key in [k for k in value if self.is_custom(k)]:
                 self._apply_custom(op.op, key, value.pop(key))
             if not value:

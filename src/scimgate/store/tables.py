@@ -14,11 +14,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -97,6 +99,8 @@ directories = Table(
     Column("token_hash", String(64), nullable=False),
     Column("token_hint", String(16), nullable=False),
     Column("token_rotated_at", UTCDateTime, nullable=False),
+    # The host app's acceptance rules for incoming users (see directory.rules); null = none.
+    Column("rules", JsonDoc, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -156,4 +160,124 @@ group_members = Table(
     ),
     Index("ix_group_members_user", "user_id"),
     Index("ix_group_members_member_group", "member_group_id"),
+)
+
+# -- host-app integration (events, webhooks, management API) ------------------------------
+
+Seq = BigInteger().with_variant(Integer(), "sqlite")
+"""64-bit sequence on PostgreSQL; SQLite only auto-increments an INTEGER primary key."""
+
+events = Table(
+    "events",
+    metadata,
+    # Feed order is (txid, seq). On PostgreSQL txid is the writing transaction's id and the
+    # feed only serves transactions older than every one still running (see events.feed),
+    # so a reader never skips an event whose sequence value committed late. SQLite has one
+    # writer at a time, so seq alone is commit order and txid is 0.
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("txid", BigInteger, nullable=False),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("directory_id", ID, nullable=False),
+    Column("organization_id", ID, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("data", JsonDoc, nullable=False),
+    Index("ix_events_directory_order", "directory_id", "txid", "seq"),
+    Index("ix_events_organization_order", "organization_id", "txid", "seq"),
+    Index("ix_events_order", "txid", "seq"),
+    Index("ix_events_occurred_at", "occurred_at"),
+    sqlite_autoincrement=True,
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "organization_id",
+        ID,
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column(
+        "directory_id",
+        ID,
+        ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Column("url", Text, nullable=False),
+    # Needed in clear to sign payloads (Standard Webhooks uses HMAC-SHA256).
+    Column("secret", Text, nullable=False),
+    Column("event_types", JsonDoc, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "endpoint_id",
+        ID,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_seq", Seq, ForeignKey("events.seq", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("endpoint_id", "event_seq", name="uq_webhook_deliveries_endpoint_event"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_id",
+        ID,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("response_excerpt", Text, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+feed_cursors = Table(
+    "feed_cursors",
+    metadata,
+    # Named positions in the event feed, e.g. the webhook dispatcher's.
+    Column("name", String(64), primary_key=True),
+    Column("txid", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
 )

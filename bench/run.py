@@ -1,0 +1,164 @@
+"""One command for the provisioning-cycle benchmark, end to end.
+
+    python bench/run.py [--backend sqlite|postgresql|both] [--size smoke|standard]
+                        [--workers N] [--dialect legacy|compliant|both]
+
+For each backend and dialect: a fresh database (SQLite file in a temp dir, or a new
+PostgreSQL database on ``$SCIMGATE_BENCH_PG``, default postgresql://postgres@127.0.0.1:5432),
+a fresh ``scimgate serve`` on a free port of 127.0.0.1, an organization and Entra directory
+made with the ``scimgate`` CLI, then ``bench/loadgen.py`` replays an Entra initial +
+incremental cycle and reports latency per operation, the server's peak RSS and CPU.
+Everything is torn down afterwards.
+
+``--size smoke`` is what CI runs (a few seconds per backend); ``--size standard`` is the
+issue's benchmark (2,000 users, 20 groups x 100 members, concurrency 16) and prints which
+targets are met. Exit code: 1 if any request failed (or the set-up did); missed targets
+only fail with ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import harness
+
+BENCH = Path(__file__).resolve().parent
+
+SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"users": 200, "groups": 4, "members_per_group": 25, "concurrency": 8},
+    "standard": {"users": 2000, "groups": 20, "members_per_group": 100, "concurrency": 16},
+}
+
+TARGET_RPS = 2000.0
+TARGET_P99_MS = 25.0
+TARGET_RSS_MB = 250.0
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    p.add_argument("--size", choices=tuple(SIZES), default="smoke")
+    p.add_argument("--workers", type=int, default=1, help="scimgate serve --workers")
+    p.add_argument("--dialect", choices=("legacy", "compliant", "both"), default="both")
+    p.add_argument("--concurrency", type=int, help="override the size's concurrency")
+    p.add_argument("--cycle", choices=("initial", "incremental", "both"), default="both")
+    p.add_argument("--client", choices=("aiohttp", "httpx"), help="loadgen HTTP client")
+    p.add_argument("--json-out", type=Path, help="also write all summaries to this file")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    return p.parse_args()
+
+
+def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, Any]:
+    size = dict(SIZES[args.size])
+    if args.concurrency:
+        size["concurrency"] = args.concurrency
+    started = time.monotonic()
+    with harness.fresh_database(backend) as url:
+        with harness.server(url, workers=args.workers) as srv:
+            directory = harness.new_directory(url, srv.base_url)
+            command = [
+                sys.executable,
+                str(BENCH / "loadgen.py"),
+                "--base-url",
+                directory.scim_base_url,
+                "--token",
+                directory.token,
+                "--users",
+                str(size["users"]),
+                "--groups",
+                str(size["groups"]),
+                "--members-per-group",
+                str(size["members_per_group"]),
+                "--concurrency",
+                str(size["concurrency"]),
+                "--dialect",
+                dialect,
+                "--cycle",
+                args.cycle,
+                "--server-pid",
+                str(srv.pid),
+                "--verify",
+            ]
+            if args.client:
+                command += ["--client", args.client]
+            out = subprocess.run(command, capture_output=True, text=True, check=False)
+            if out.stderr.strip():
+                print(out.stderr.rstrip(), file=sys.stderr)
+            lines = out.stdout.strip().splitlines()
+            if not lines or not lines[-1].startswith("{"):
+                raise RuntimeError(f"loadgen failed ({out.returncode}):\n{out.stdout}")
+            print("\n".join(lines[:-1]))
+            summary: dict[str, Any] = json.loads(lines[-1])
+            if "Traceback" in srv.log():
+                print("server log has a traceback:\n" + srv.log()[-3000:], file=sys.stderr)
+                summary["errors"] += 1
+    summary.update(backend=backend, workers=args.workers, size=args.size)
+    summary["total_s"] = round(time.monotonic() - started, 1)
+    return summary
+
+
+def targets(summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """The issue's targets for the mixed cycle, as (name, met, measured)."""
+    worst_op, worst = max(
+        ((op, s["p99_ms"]) for op, s in summary["operations"].items() if op != "verify"),
+        key=lambda item: item[1],
+    )
+    rss = summary.get("server_peak_rss_mb", 0.0)
+    return [
+        (
+            f"≥ {TARGET_RPS:.0f} requests/s",
+            summary["requests_per_s"] >= TARGET_RPS,
+            f"{summary['requests_per_s']:.0f}",
+        ),
+        ("zero errors", summary["errors"] == 0, str(summary["errors"])),
+        (
+            f"p99 of every operation ≤ {TARGET_P99_MS:.0f} ms",
+            worst <= TARGET_P99_MS,
+            f"worst {worst_op} {worst:.1f} ms",
+        ),
+        (f"peak server RSS ≤ {TARGET_RSS_MB:.0f} MB", rss <= TARGET_RSS_MB, f"{rss:.0f} MiB"),
+    ]
+
+
+def main() -> int:
+    args = parse_args()
+    backends = harness.BACKENDS if args.backend == "both" else (args.backend,)
+    dialects = ("legacy", "compliant") if args.dialect == "both" else (args.dialect,)
+    summaries = []
+    failed = False
+    for backend in backends:
+        for dialect in dialects:
+            print(f"\n== {backend}, {dialect} dialect, size {args.size}, workers {args.workers}")
+            try:
+                summary = run_one(args, backend, dialect)
+            except Exception as exc:
+                print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            summaries.append(summary)
+            failed = failed or summary["errors"] > 0
+            print(f"({summary['total_s']} s including start-up and tear-down)")
+    missed = False
+    if args.size == "standard" and summaries:
+        print("\n== targets (mixed cycle, 2,000 users / 20 groups x 100 members, concurrency 16)")
+        for s in summaries:
+            for name, met, measured in targets(s):
+                missed = missed or not met
+                mark = "met   " if met else "MISSED"
+                print(f"{s['backend']:<11}{s['dialect']:<10}{mark} {name:<34}{measured}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summaries, indent=2) + "\n")
+    if failed:
+        print("\nbenchmark FAILED: see the errors above", file=sys.stderr)
+        return 1
+    return 1 if (missed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

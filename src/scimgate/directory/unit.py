@@ -1,0 +1,50 @@
+"""A unit of work in the directory domain: one write transaction plus the events it
+records. Events go into the outbox inside the transaction and to in-process listeners
+after it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scimgate.events import outbox
+from scimgate.events.bus import EventBus
+from scimgate.events.outbox import Event
+from scimgate.store.engine import Database
+
+T = TypeVar("T")
+
+
+@dataclass
+class Unit:
+    conn: AsyncConnection
+    directory_id: str
+    organization_id: str
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        self.events.append(outbox.new_event(type_, self.directory_id, self.organization_id, data))
+
+
+async def run_unit(
+    db: Database,
+    bus: EventBus | None,
+    directory_id: str,
+    organization_id: str,
+    work: Callable[[Unit], Awaitable[T]],
+) -> T:
+    """Run ``work`` in a (retried) write transaction; publish its events after commit."""
+
+    async def attempt(conn: AsyncConnection) -> tuple[T, list[Event]]:
+        unit = Unit(conn, directory_id, organization_id)
+        result = await work(unit)
+        await outbox.write(conn, unit.events)
+        return result, unit.events
+
+    result, events = await db.transact(attempt)
+    if bus is not None and events:
+        await bus.publish(events)
+    return result

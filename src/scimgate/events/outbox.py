@@ -1,0 +1,101 @@
+"""The transactional outbox: events are inserted in the same transaction as the change
+they describe, so a committed change always has its events and a failed one has none."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Text, cast, func, literal
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scimgate.store.tables import events
+
+EVENT_TYPES = (
+    "user.created",
+    "user.updated",
+    "user.deactivated",
+    "user.reactivated",
+    "user.deleted",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "group.member_added",
+    "group.member_removed",
+    "directory.token_rotated",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change, as the host app sees it."""
+
+    id: str
+    type: str
+    directory_id: str
+    organization_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    seq: int | None = field(default=None, compare=False)
+    txid: int | None = field(default=None, compare=False)
+    organization_external_id: str | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form used by the feed, webhooks and ``on_event`` consumers."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "directory_id": self.directory_id,
+            "organization_id": self.organization_id,
+            "organization_external_id": self.organization_external_id,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "data": self.data,
+        }
+
+
+def new_event(
+    type_: str,
+    directory_id: str,
+    organization_id: str,
+    data: dict[str, Any],
+    organization_external_id: str | None = None,
+) -> Event:
+    assert type_ in EVENT_TYPES, type_
+    return Event(
+        id=f"evt_{uuid.uuid4().hex}",
+        type=type_,
+        directory_id=directory_id,
+        organization_id=organization_id,
+        occurred_at=datetime.now(UTC),
+        data=data,
+        organization_external_id=organization_external_id,
+    )
+
+
+async def write(conn: AsyncConnection, pending: list[Event]) -> None:
+    """Insert events inside the caller's transaction (one multi-row INSERT)."""
+    if not pending:
+        return
+    txid: Any = (
+        cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+        if conn.dialect.name == "postgresql"
+        else literal(0)
+    )
+    await conn.execute(
+        events.insert().values(
+            [
+                {
+                    "txid": txid,
+                    "id": e.id,
+                    "type": e.type,
+                    "directory_id": e.directory_id,
+                    "organization_id": e.organization_id,
+                    "occurred_at": e.occurred_at,
+                    "data": e.data,
+                }
+                for e in pending
+            ]
+        )
+    )
