@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from scimgate.directory.tenancy import Tenancy
+from scimgate.events.bus import EventBus, Listener
 from scimgate.middleware import AccessLog, NormalizePath
 from scimgate.scim.app import SCIM_MOUNT, scim_app
 from scimgate.settings import Settings
@@ -22,11 +23,25 @@ from scimgate.store.engine import Database
 from scimgate.store.migrate import upgrade
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
-    """Build the app. With ``migrate`` (the default) startup brings the schema to head."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    on_event: Listener | None = None,
+    migrate: bool = True,
+) -> Starlette:
+    """Build the app.
+
+    ``on_event``: called (sync or async) with each :class:`~scimgate.events.outbox.Event`
+    after its transaction commits, in commit order — for host apps that mount scimgate
+    and want changes in-process. With ``migrate`` (the default) startup brings the schema
+    to head.
+    """
     settings = settings or Settings.from_env()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    tenancy = Tenancy(db)
+    bus = EventBus()
+    if on_event is not None:
+        bus.subscribe(on_event)
+    tenancy = Tenancy(db, bus)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -45,7 +60,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app = Starlette(
         routes=[
             Route("/healthz", health, methods=["GET"]),
-            Mount(SCIM_MOUNT, app=scim_app(db, settings, tenancy)),
+            Mount(SCIM_MOUNT, app=scim_app(db, settings, tenancy, bus)),
         ],
         middleware=[Middleware(AccessLog), Middleware(NormalizePath)],
         lifespan=lifespan,
@@ -53,4 +68,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.settings = settings
     app.state.db = db
     app.state.tenancy = tenancy
+    app.state.bus = bus
     return app

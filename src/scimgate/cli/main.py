@@ -10,8 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from scimgate.directory.errors import DirectoryError
 from scimgate.directory.tenancy import PROVIDERS, Tenancy
+from scimgate.errors import DomainError
 from scimgate.settings import DEFAULT_PUBLIC_URL, Settings
 from scimgate.store.engine import Database
 from scimgate.store.migrate import upgrade
@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, settings)
         command = COMMANDS[(args.command, getattr(args, "action", None))]
         return asyncio.run(_with_tenancy(command, args, settings))
-    except DirectoryError as exc:
+    except DomainError as exc:
         return fail(str(exc))
     except ValueError as exc:
         return fail(str(exc))

@@ -14,12 +14,12 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scimgate.directory.errors import InvalidInput
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_group
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
 from scimgate.directory.unit import Unit
+from scimgate.errors import InvalidInput
 from scimgate.store.tables import group_members, groups, users
 
 CHUNK = 500

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scimgate.directory.errors import Conflict, InvalidInput, NotFound
+from scimgate.directory.rules import parse_rules
 from scimgate.directory.tokens import generate_token, hash_token, token_hint, token_matches
+from scimgate.errors import Conflict, InvalidInput, NotFound
+from scimgate.events import outbox
+from scimgate.events.bus import EventBus
 from scimgate.store.engine import Database
 from scimgate.store.tables import directories, organizations
 
@@ -74,8 +77,9 @@ def _directory(row: Any) -> Directory:
 class Tenancy:
     """Create, find and manage organizations and directories."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, bus: EventBus | None = None) -> None:
         self.db = db
+        self.bus = bus
 
     async def create_organization(self, name: str, external_id: str | None = None) -> Organization:
         if not name.strip():
@@ -159,9 +163,23 @@ class Tenancy:
             return [_directory(r) for r in await conn.execute(query)]
 
     async def rotate_token(self, directory_id: str) -> tuple[Directory, str]:
-        """Issue a new token; the previous one stops working with this commit."""
+        """Issue a new token; the previous one stops working with this commit.
+        Records ``directory.token_rotated`` (without the token)."""
         token = generate_token()
         now = utcnow()
+        directory = await self.get_directory(directory_id)
+        event = outbox.new_event(
+            "directory.token_rotated",
+            directory.id,
+            directory.organization_id,
+            {
+                "directory": {
+                    "id": directory.id,
+                    "name": directory.name,
+                    "token_hint": token_hint(token),
+                }
+            },
+        )
         async with self.db.write() as conn:
             await self._update(
                 conn,
@@ -170,7 +188,67 @@ class Tenancy:
                 token_hint=token_hint(token),
                 token_rotated_at=now,
             )
+            await outbox.write(conn, [event])
+        if self.bus is not None:
+            await self.bus.publish([event])
         return await self.get_directory(directory_id), token
+
+    async def update_directory(
+        self, directory_id: str, *, name: str | None = None, enabled: bool | None = None
+    ) -> Directory:
+        values: dict[str, Any] = {}
+        if name is not None:
+            if not name.strip():
+                raise InvalidInput("directory name must not be empty")
+            values["name"] = name.strip()
+        if enabled is not None:
+            values["enabled"] = enabled
+        async with self.db.write() as conn:
+            await self._update(conn, directory_id, **values)
+        return await self.get_directory(directory_id)
+
+    async def set_rules(self, directory_id: str, rules: Any) -> Directory:
+        """Replace the directory's acceptance rules (None clears them)."""
+        parsed = parse_rules(rules)
+        stored = parsed.to_json() if rules is not None else None
+        async with self.db.write() as conn:
+            await self._update(conn, directory_id, rules=stored)
+        return await self.get_directory(directory_id)
+
+    async def delete_directory(self, directory_id: str) -> None:
+        """Delete a directory and everything in it (users, groups, memberships)."""
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(directories).where(directories.c.id == directory_id))
+        if result.rowcount == 0:
+            raise NotFound(f"no directory with id {directory_id!r}")
+
+    async def update_organization(
+        self, org_id: str, *, name: str | None = None, external_id: str | None = None
+    ) -> Organization:
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if name is not None:
+            if not name.strip():
+                raise InvalidInput("organization name must not be empty")
+            values["name"] = name.strip()
+        if external_id is not None:
+            values["external_id"] = external_id or None
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(
+                    update(organizations).where(organizations.c.id == org_id).values(**values)
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"an organization with external id {external_id!r} exists") from exc
+        if result.rowcount == 0:
+            raise NotFound(f"no organization with id {org_id!r}")
+        return await self.get_organization(org_id)
+
+    async def delete_organization(self, org_id: str) -> None:
+        """Delete an organization with all its directories and their data."""
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(organizations).where(organizations.c.id == org_id))
+        if result.rowcount == 0:
+            raise NotFound(f"no organization with id {org_id!r}")
 
     async def set_enabled(self, directory_id: str, enabled: bool) -> Directory:
         async with self.db.write() as conn:

@@ -13,12 +13,12 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scimgate.directory.errors import Conflict
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_user
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
 from scimgate.directory.unit import Unit
+from scimgate.errors import Conflict
 from scimgate.store.tables import group_members, groups, users
 
 

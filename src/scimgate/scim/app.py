@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from scimgate.directory.errors import Conflict, InvalidInput, NotFound
 from scimgate.directory.tenancy import Tenancy
+from scimgate.errors import Conflict, InvalidInput, NotFound
 from scimgate.events.bus import EventBus
 from scimgate.scim import discovery
 from scimgate.scim.endpoints import ScimEndpoints

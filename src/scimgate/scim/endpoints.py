@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimgate.directory import groups as group_repo
+from scimgate.directory import rules
 from scimgate.directory import users as user_repo
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import Directory, Tenancy
@@ -53,6 +54,12 @@ class Caller:
     @property
     def directory_id(self) -> str:
         return self.directory.id
+
+
+def _enforce_rules(caller: Caller, doc: dict[str, Any]) -> None:
+    """The host app's acceptance rules (directory.rules); InvalidInput becomes a 400."""
+    if caller.directory.rules:
+        rules.check(rules.parse_rules(caller.directory.rules), doc)
 
 
 def _bearer(request: Request) -> str | None:
@@ -208,6 +215,7 @@ class ScimEndpoints:
     async def create_user(self, request: Request) -> Response:
         caller = await self.caller(request)
         doc = parse_user(await read_json(request, self.settings.max_body_bytes))
+        _enforce_rules(caller, doc)
 
         async def work(unit: Unit) -> Response:
             conn = unit.conn
@@ -219,6 +227,7 @@ class ScimEndpoints:
     async def replace_user(self, request: Request) -> Response:
         caller = await self.caller(request)
         doc = parse_user(await read_json(request, self.settings.max_body_bytes))
+        _enforce_rules(caller, doc)
 
         async def work(unit: Unit) -> Response:
             conn = unit.conn
@@ -238,6 +247,7 @@ class ScimEndpoints:
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             doc = apply_user_patch(current.doc, body, current.id)
+            _enforce_rules(caller, doc)
             record = await user_repo.replace(unit, current, doc)
             return await self._user_response(conn, caller, record, request)
 

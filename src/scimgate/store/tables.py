@@ -227,8 +227,10 @@ webhook_deliveries = Table(
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("event_seq", Seq, ForeignKey("events.seq", ondelete="CASCADE"), nullable=False),
+    # Null for a test delivery ("send a test event"), whose body is in ``payload``.
+    Column("event_seq", Seq, ForeignKey("events.seq", ondelete="CASCADE"), nullable=True),
     Column("event_id", String(40), nullable=False),
+    Column("payload", JsonDoc, nullable=True),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),

@@ -116,10 +116,13 @@ def upgrade() -> None:
         "webhook_deliveries",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("endpoint_id", sa.String(length=36), nullable=False),
-        sa.Column(
-            "event_seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("event_seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("event_id", sa.String(length=40), nullable=False),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
