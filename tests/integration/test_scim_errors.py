@@ -398,7 +398,7 @@ def test_if_match(directory: Directory) -> None:
     assert response.status_code == 204
 
 
-# -- listing: count, paging, sorting, attributes, .search -------------------------------------------
+# -- listing: count, paging, sorting, attributes, .search -----------------------------------------
 
 
 def test_count_zero_returns_totals_only(directory: Directory) -> None:
@@ -533,7 +533,7 @@ def test_post_search(directory: Directory) -> None:
     assert_scim_error(bad, 400, "invalidFilter")
 
 
-# -- discovery ----------------------------------------------------------------------------------------
+# -- discovery ------------------------------------------------------------------------------------
 
 
 def test_service_provider_config(directory: Directory) -> None:
@@ -569,7 +569,7 @@ def test_schemas_and_resource_types(directory: Directory) -> None:
     assert_scim_error(directory.client.get(directory.url("/Schemas/urn:nope")), 404)
 
 
-# -- URL tolerance ------------------------------------------------------------------------------------
+# -- URL tolerance --------------------------------------------------------------------------------
 
 
 def test_trailing_slash_base_url(directory: Directory) -> None:

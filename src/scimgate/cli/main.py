@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from scimgate.directory.tenancy import PROVIDERS, Tenancy
-from scimgate.errors import DomainError
+from scimgate.errors import DomainError, InvalidInput
 from scimgate.settings import DEFAULT_PUBLIC_URL, Settings
 from scimgate.store.engine import Database
 from scimgate.store.migrate import upgrade
@@ -66,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     d_rotate.add_argument("directory_id")
     d_list = directory.add_parser("list", parents=[common, json_flag])
     d_list.add_argument("--org", help="only this organization's directories")
+    d_rules = directory.add_parser(
+        "rules",
+        parents=[common, json_flag],
+        help="show or set the acceptance rules for incoming users (see docs/rules.md)",
+    )
+    d_rules.add_argument("directory_id")
+    rules_action = d_rules.add_mutually_exclusive_group()
+    rules_action.add_argument("--set", metavar="JSON", help="rules document, or @file.json")
+    rules_action.add_argument("--clear", action="store_true", help="remove all rules")
     for action in ("disable", "enable"):
         p = directory.add_parser(action, parents=[common, json_flag])
         p.add_argument("directory_id")
@@ -149,12 +160,36 @@ async def _directory_toggle(args: argparse.Namespace, settings: Settings, tenanc
     return 0
 
 
+async def _directory_rules(args: argparse.Namespace, settings: Settings, tenancy: Tenancy) -> int:
+    if args.clear:
+        directory = await tenancy.set_rules(args.directory_id, None)
+    elif args.set is not None:
+        text = args.set
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")  # noqa: ASYNC240
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--set is not valid JSON: {exc}") from exc
+        directory = await tenancy.set_rules(args.directory_id, document)
+    else:
+        directory = await tenancy.get_directory(args.directory_id)
+    if args.json:
+        print_json({"id": directory.id, "rules": directory.rules})
+    elif directory.rules:
+        print(json.dumps(directory.rules, indent=2))
+    else:
+        print("No rules: every valid SCIM user is accepted.")
+    return 0
+
+
 COMMANDS: dict[tuple[str, str | None], Command] = {
     ("org", "create"): _org_create,
     ("org", "list"): _org_list,
     ("directory", "create"): _directory_create,
     ("directory", "rotate-token"): _directory_rotate,
     ("directory", "list"): _directory_list,
+    ("directory", "rules"): _directory_rules,
     ("directory", "disable"): _directory_toggle,
     ("directory", "enable"): _directory_toggle,
 }
