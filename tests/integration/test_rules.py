@@ -117,3 +117,29 @@ def test_values_at_understands_scim_paths() -> None:
 def test_invalid_rule_documents_are_refused(bad: Any) -> None:
     with pytest.raises(InvalidInput):
         parse_rules(bad)
+
+
+def test_rules_never_block_deprovisioning_of_existing_users(
+    server: LiveServer, directory: Directory
+) -> None:
+    """Regression: a user stored before a rule existed could not be deactivated
+    (PATCH active=False got 400 'required'). Updates are refused only when they introduce
+    a violation."""
+    created = directory.client.post(directory.url("/Users"), json=_user(emails=None))
+    assert created.status_code == 201, created.text
+    uid = created.json()["id"]
+    server.cli("directory", "rules", directory.id, "--set", json.dumps(RULES))
+    disable = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    }
+    r = directory.client.patch(directory.url(f"/Users/{uid}"), json=disable)
+    assert r.status_code == 200, r.text
+    assert r.json()["active"] is False
+    # …but a change that introduces a new violation is still refused.
+    rename = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "userName", "value": "bad name@contoso.com"}],
+    }
+    r = directory.client.patch(directory.url(f"/Users/{uid}"), json=rename)
+    assert r.status_code == 400 and "pattern" in r.json()["detail"]

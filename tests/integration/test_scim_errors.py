@@ -604,3 +604,17 @@ def test_responses_are_scim_json_with_scim_schemas(directory: Directory) -> None
         assert response.status_code == 200
         assert media_type(response) == SCIM_JSON, path
         assert response.json()["schemas"], path
+
+
+def test_sort_puts_resources_without_the_attribute_last_when_ascending(
+    directory: Directory,
+) -> None:
+    """Regression: SQLite sorted users without a title first when ascending (RFC 7644
+    §3.4.2.3 wants them last, and first when descending); PostgreSQL did not."""
+    with_title = create_user(directory, title="Engineer")["id"]
+    without = create_user(directory)["id"]
+    up = search(directory, "/Users", sortBy="title", sortOrder="ascending")
+    assert [r["id"] for r in up["Resources"]][-1] == without
+    down = search(directory, "/Users", sortBy="title", sortOrder="descending")
+    assert [r["id"] for r in down["Resources"]][0] == without
+    assert with_title in [r["id"] for r in down["Resources"]]

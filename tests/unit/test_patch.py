@@ -528,3 +528,14 @@ def test_pathless_value_may_repeat_the_resources_own_id() -> None:
             resource_id="g-1",
         )
     assert (err.value.status, err.value.scim_type) == (400, "mutability")
+
+
+def test_patch_type_errors_name_the_scim_attribute() -> None:
+    """Regression: PATCH errors named pydantic fields ('given_name') instead of SCIM
+    attributes ('givenName'), which is what an IdP admin sees in the provisioning log."""
+    doc = parse_user({"userName": "a@contoso.com"})
+    with pytest.raises(ScimError) as err:
+        apply_user_patch(
+            doc, {"Operations": [{"op": "replace", "path": "name.givenName", "value": 5}]}
+        )
+    assert "givenName" in err.value.detail and "given_name" not in err.value.detail

@@ -122,30 +122,47 @@ def values_at(doc: dict[str, Any], path: str) -> list[Any]:
     return [v for v in current if v not in ("", [], {})]
 
 
-def check(rules: Rules, doc: dict[str, Any]) -> None:
-    """Raise InvalidInput naming the attribute and the rule a user document breaks."""
+def violations(rules: Rules, doc: dict[str, Any]) -> list[str]:
+    """Every rule a user document breaks, each as a message naming attribute and rule."""
     suffix = " (a rule of this application; adjust the attribute mapping in your IdP)"
+    found: list[str] = []
     for path in rules.required:
         if not values_at(doc, path):
-            raise InvalidInput(f"{path} is required{suffix}")
+            found.append(f"{path} is required{suffix}")
     for path, limit in rules.max_lengths.items():
         for value in values_at(doc, path):
             if isinstance(value, str) and len(value) > limit:
-                raise InvalidInput(
+                found.append(
                     f"{path} is {len(value)} characters long; at most {limit} allowed{suffix}"
                 )
     if rules.user_name_pattern is not None:
         user_name = str(doc.get("userName", ""))
         if not re.fullmatch(rules.user_name_pattern, user_name):
-            raise InvalidInput(
+            found.append(
                 f"userName {user_name!r} does not match the pattern "
                 f"{rules.user_name_pattern!r}{suffix}"
             )
     if rules.allowed_email_domains:
+        allowed = ", ".join(rules.allowed_email_domains)
         for email in values_at(doc, "emails.value"):
             domain = str(email).rpartition("@")[2].lower()
             if domain not in rules.allowed_email_domains:
-                allowed = ", ".join(rules.allowed_email_domains)
-                raise InvalidInput(
+                found.append(
                     f"emails value {email!r} is not in an allowed domain ({allowed}){suffix}"
                 )
+    return found
+
+
+def check(rules: Rules, doc: dict[str, Any], before: dict[str, Any] | None = None) -> None:
+    """Raise InvalidInput for the first rule ``doc`` breaks.
+
+    With ``before`` (an update), only violations the update introduces count: a user
+    stored before a rule existed can still be deactivated or otherwise updated, so rules
+    never block deprovisioning.
+    """
+    found = violations(rules, doc)
+    if found and before is not None:
+        existing = set(violations(rules, before))
+        found = [v for v in found if v not in existing]
+    if found:
+        raise InvalidInput(found[0])

@@ -56,10 +56,12 @@ class Caller:
         return self.directory.id
 
 
-def _enforce_rules(caller: Caller, doc: dict[str, Any]) -> None:
+def _enforce_rules(
+    caller: Caller, doc: dict[str, Any], before: dict[str, Any] | None = None
+) -> None:
     """The host app's acceptance rules (directory.rules); InvalidInput becomes a 400."""
     if caller.directory.rules:
-        rules.check(rules.parse_rules(caller.directory.rules), doc)
+        rules.check(rules.parse_rules(caller.directory.rules), doc, before)
 
 
 def _bearer(request: Request) -> str | None:
@@ -120,7 +122,9 @@ class ScimEndpoints:
         if params.sort_by is None:
             return []
         expr = sort_expression(params.sort_by, resource_type, self.db.dialect)  # type: ignore[arg-type]
-        return [expr.desc() if params.descending else expr.asc()]
+        # RFC 7644 §3.4.2.3: resources without the attribute sort last when ascending,
+        # first when descending (SQLite and PostgreSQL disagree by default).
+        return [expr.desc().nulls_first() if params.descending else expr.asc().nulls_last()]
 
     @staticmethod
     def _list_response(params: ListParams, page: Page, items: list[dict[str, Any]]) -> Response:
@@ -227,12 +231,12 @@ class ScimEndpoints:
     async def replace_user(self, request: Request) -> Response:
         caller = await self.caller(request)
         doc = parse_user(await read_json(request, self.settings.max_body_bytes))
-        _enforce_rules(caller, doc)
 
         async def work(unit: Unit) -> Response:
             conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
+            _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
             return await self._user_response(conn, caller, record, request)
 
@@ -247,7 +251,7 @@ class ScimEndpoints:
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             doc = apply_user_patch(current.doc, body, current.id)
-            _enforce_rules(caller, doc)
+            _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
             return await self._user_response(conn, caller, record, request)
 

@@ -90,6 +90,10 @@ def parse_user(body: Any) -> dict[str, Any]:
         doc.setdefault(ENTERPRISE_SCHEMA, {})["manager"] = manager
         if ENTERPRISE_SCHEMA not in doc["schemas"]:
             doc["schemas"].insert(1, ENTERPRISE_SCHEMA)
+    if doc.get("active") is None:
+        # A user nobody deactivated is active: say so, so the resource and an
+        # `active eq true` filter agree.
+        doc["active"] = True
     return doc
 
 
@@ -277,10 +281,16 @@ def _validation_detail(exc: ValidationError, resource: str) -> str:
     return "; ".join(parts)
 
 
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     """('emails', 0, 'value') → "emails[0].value"; an extension URN is joined with ':'."""
     text = ""
     for i, part in enumerate(loc):
+        if isinstance(part, str) and not part.casefold().startswith("urn:"):
+            # PATCH errors carry pydantic field names (given_name): show SCIM's givenName.
+            part = _SNAKE.sub(lambda m: m.group(1).upper(), part)
         if isinstance(part, int):
             text += f"[{part}]"
         elif i == 0:
