@@ -616,5 +616,5 @@ def test_sort_puts_resources_without_the_attribute_last_when_ascending(
     up = search(directory, "/Users", sortBy="title", sortOrder="ascending")
     assert [r["id"] for r in up["Resources"]][-1] == without
     down = search(directory, "/Users", sortBy="title", sortOrder="descending")
-    assert [r["id"] for r in down["Resources"]][0] == without
+    assert down["Resources"][0]["id"] == without
     assert with_title in [r["id"] for r in down["Resources"]]
