@@ -618,3 +618,25 @@ def test_sort_puts_resources_without_the_attribute_last_when_ascending(
     down = search(directory, "/Users", sortBy="title", sortOrder="descending")
     assert down["Resources"][0]["id"] == without
     assert with_title in [r["id"] for r in down["Resources"]]
+
+
+def test_active_filter_and_resource_agree_when_active_is_absent(directory: Directory) -> None:
+    """Regression: a user stored without `active` matched `active eq true` although the
+    resource had no `active` attribute."""
+    body = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": f"noactive-{uuid.uuid4()}@contoso.com",
+    }
+    created = directory.client.post(directory.url("/Users"), json=body)
+    assert created.status_code == 201 and "active" not in created.json()
+    for value in ("true", "false"):
+        found = search(
+            directory, "/Users", filter=f'userName eq "{body["userName"]}" and active eq {value}'
+        )
+        assert found["totalResults"] == 0
+    assert (
+        search(directory, "/Users", filter=f'userName eq "{body["userName"]}" and not (active pr)')[
+            "totalResults"
+        ]
+        == 1
+    )

@@ -258,10 +258,3 @@ def test_user_name_key_is_case_and_normalisation_insensitive() -> None:
     assert user_name_key("bob") != user_name_key("bob2")
     key = user_name_key("Ünïcode")
     assert user_name_key(key) == key
-
-
-def test_user_without_active_is_stored_active() -> None:
-    """Regression: a PUT without `active` matched `active eq true` but the returned
-    resource had no `active`; the canonical document now says it."""
-    assert parse_user({"userName": "a@b.c"})["active"] is True
-    assert parse_user({"userName": "a@b.c", "active": "False"})["active"] is False

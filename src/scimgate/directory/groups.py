@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scimgate.directory import records
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_group
 from scimgate.directory.records import Page, ResourceRecord
@@ -50,25 +51,10 @@ def _columns(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_RECORD_COLUMNS = (
-    groups.c.id,
-    groups.c.directory_id,
-    groups.c.data,
-    groups.c.version,
-    groups.c.created_at,
-    groups.c.updated_at,
-)
+_RECORD_COLUMNS = records.record_columns(groups)
 
 
-def _record(row: Any) -> ResourceRecord:
-    return ResourceRecord(
-        id=row.id,
-        directory_id=row.directory_id,
-        doc=row.data,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+_record = records.record_from_row
 
 
 async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
@@ -169,23 +155,7 @@ async def search(
     limit: int,
 ) -> Page:
     """One page of groups matching ``where``; ``limit=0`` counts only."""
-    conditions = [groups.c.directory_id == directory_id]
-    if where is not None:
-        conditions.append(where)
-    total = (
-        await conn.execute(select(func.count()).select_from(groups).where(*conditions))
-    ).scalar_one()
-    records: list[ResourceRecord] = []
-    if limit > 0 and offset < total:
-        query = (
-            select(*_RECORD_COLUMNS)
-            .where(*conditions)
-            .order_by(*order_by, groups.c.created_at, groups.c.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        records = [_record(r) for r in await conn.execute(query)]
-    return Page(total, records)
+    return await records.search(conn, groups, directory_id, where, order_by, offset, limit)
 
 
 async def _classify(

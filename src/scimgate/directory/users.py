@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scimgate.directory import records
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_user
 from scimgate.directory.records import Page, ResourceRecord
@@ -24,36 +25,21 @@ from scimgate.store.tables import group_members, groups, users
 
 def _columns(doc: dict[str, Any]) -> dict[str, Any]:
     user_name = doc["userName"]
-    active = doc.get("active")
+    active = doc.get("active")  # None (absent) stays NULL: `active eq …` won't match it
     return {
         "user_name": user_name,
         "user_name_key": fold(user_name),
         "external_id": doc.get("externalId"),
         "display_name": doc.get("displayName"),
-        "active": True if active is None else bool(active),
+        "active": active if isinstance(active, bool) else None,
         "data": doc,
     }
 
 
-def _record(row: Any) -> ResourceRecord:
-    return ResourceRecord(
-        id=row.id,
-        directory_id=row.directory_id,
-        doc=row.data,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+_record = records.record_from_row
 
 
-_RECORD_COLUMNS = (
-    users.c.id,
-    users.c.directory_id,
-    users.c.data,
-    users.c.version,
-    users.c.created_at,
-    users.c.updated_at,
-)
+_RECORD_COLUMNS = records.record_columns(users)
 
 
 def _conflict(doc: dict[str, Any]) -> Conflict:
@@ -159,23 +145,7 @@ async def search(
     limit: int,
 ) -> Page:
     """One page of users matching ``where``; ``limit=0`` counts only."""
-    conditions = [users.c.directory_id == directory_id]
-    if where is not None:
-        conditions.append(where)
-    total = (
-        await conn.execute(select(func.count()).select_from(users).where(*conditions))
-    ).scalar_one()
-    records: list[ResourceRecord] = []
-    if limit > 0 and offset < total:
-        query = (
-            select(*_RECORD_COLUMNS)
-            .where(*conditions)
-            .order_by(*order_by, users.c.created_at, users.c.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        records = [_record(r) for r in await conn.execute(query)]
-    return Page(total, records)
+    return await records.search(conn, users, directory_id, where, order_by, offset, limit)
 
 
 async def groups_of(

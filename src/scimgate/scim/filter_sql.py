@@ -656,7 +656,9 @@ class _ResourceScope(_Scope):
                 name, t.c.display_name_key, "string", False, present, nullable=False, folded=True
             )
         if name == "active" and is_user:
-            return _Operand(name, t.c.active, "boolean", False, true(), nullable=False)
+            # NULL when the resource has no `active`: then neither `eq true` nor `eq false`
+            # matches, as for any absent attribute, and resource and filter agree.
+            return _Operand(name, t.c.active, "boolean", False, t.c.active.is_not(None))
         if name == "meta.created":
             return _Operand(name, t.c.created_at, "datetime", False, true(), nullable=False)
         if name == "meta.lastModified":

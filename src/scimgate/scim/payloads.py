@@ -90,10 +90,6 @@ def parse_user(body: Any) -> dict[str, Any]:
         doc.setdefault(ENTERPRISE_SCHEMA, {})["manager"] = manager
         if ENTERPRISE_SCHEMA not in doc["schemas"]:
             doc["schemas"].insert(1, ENTERPRISE_SCHEMA)
-    if doc.get("active") is None:
-        # A user nobody deactivated is active: say so, so the resource and an
-        # `active eq true` filter agree.
-        doc["active"] = True
     return doc
 
 

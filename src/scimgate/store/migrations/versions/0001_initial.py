@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("user_name_key", sa.Text, nullable=False),
         sa.Column("external_id", sa.Text, nullable=True),
         sa.Column("display_name", sa.Text, nullable=True),
-        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("active", sa.Boolean, nullable=True),
         sa.Column("data", JsonDoc, nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         *_timestamps(),
