@@ -114,32 +114,34 @@ async def replace(
     return record
 
 
-async def delete_group(unit: Unit, current: ResourceRecord) -> None:
-    """Delete a group; its memberships (both ways) go by cascade. Groups it was a member
-    of get ``group.member_removed``; its own members get no per-member event (the
-    ``group.deleted`` event implies them)."""
-    parents = await unit.conn.execute(
+async def leave_groups(unit: Unit, member_id: str, member_type: str) -> None:
+    """Before a user or group is deleted (its memberships go by cascade): give every group
+    it belonged to a new version and a ``group.member_removed`` event."""
+    column = group_members.c.user_id if member_type == "User" else group_members.c.member_group_id
+    left = await unit.conn.execute(
         update(groups)
-        .where(
-            groups.c.id.in_(
-                select(group_members.c.group_id).where(
-                    group_members.c.member_group_id == current.id
-                )
-            )
-        )
+        .where(groups.c.id.in_(select(group_members.c.group_id).where(column == member_id)))
         .where(groups.c.directory_id == unit.directory_id)
         .values(version=groups.c.version + 1, updated_at=utcnow())
         .returning(groups.c.id, groups.c.display_name)
     )
-    for group_id, display_name in parents:
+    reason = "user_deleted" if member_type == "User" else "group_deleted"
+    for group_id, display_name in left:
         unit.emit(
             "group.member_removed",
             {
                 "group": {"id": group_id, "display_name": display_name},
-                "member": {"id": current.id, "type": "Group"},
-                "reason": "group_deleted",
+                "member": {"id": member_id, "type": member_type},
+                "reason": reason,
             },
         )
+
+
+async def delete_group(unit: Unit, current: ResourceRecord) -> None:
+    """Delete a group; its memberships (both ways) go by cascade. Groups it was a member
+    of get ``group.member_removed``; its own members get no per-member event (the
+    ``group.deleted`` event implies them)."""
+    await leave_groups(unit, current.id, "Group")
     await unit.conn.execute(
         delete(groups).where(groups.c.directory_id == unit.directory_id, groups.c.id == current.id)
     )

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory import records
+from scimgate.directory.groups import leave_groups
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_user
 from scimgate.directory.records import Page, ResourceRecord
@@ -110,26 +111,7 @@ async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> R
 async def delete_user(unit: Unit, current: ResourceRecord) -> None:
     """Delete a user and (by cascade) its memberships. The groups it left get a new
     version and a ``group.member_removed`` event each, then ``user.deleted``."""
-    left = await unit.conn.execute(
-        update(groups)
-        .where(
-            groups.c.id.in_(
-                select(group_members.c.group_id).where(group_members.c.user_id == current.id)
-            )
-        )
-        .where(groups.c.directory_id == unit.directory_id)
-        .values(version=groups.c.version + 1, updated_at=utcnow())
-        .returning(groups.c.id, groups.c.display_name)
-    )
-    for group_id, display_name in left:
-        unit.emit(
-            "group.member_removed",
-            {
-                "group": {"id": group_id, "display_name": display_name},
-                "member": {"id": current.id, "type": "User"},
-                "reason": "user_deleted",
-            },
-        )
+    await leave_groups(unit, current.id, "User")
     await unit.conn.execute(
         delete(users).where(users.c.directory_id == unit.directory_id, users.c.id == current.id)
     )

@@ -30,6 +30,7 @@ from scimgate.scim.params import ListParams, list_params, search_body, selection
 from scimgate.scim.patch import apply_user_patch, plan_group_patch
 from scimgate.scim.payloads import parse_group, parse_user
 from scimgate.scim.render import (
+    ENDPOINTS,
     LIST_SCHEMA,
     groups_value,
     members_value,
@@ -138,48 +139,60 @@ class ScimEndpoints:
             }
         )
 
-    # -- users --------------------------------------------------------------------------
+    # -- rendering ----------------------------------------------------------------------
 
-    async def _render_users(
+    async def _render(
         self,
         conn: AsyncConnection,
         caller: Caller,
+        resource_type: str,
         records: list[ResourceRecord],
         params: ListParams,
     ) -> list[dict[str, Any]]:
-        memberships: dict[str, list[tuple[str, str]]] = {}
-        if wants(params.attributes, params.excluded, "groups"):
-            memberships = await user_repo.groups_of(conn, [r.id for r in records])
-        out = []
-        for record in records:
-            extra = None
-            if memberships.get(record.id):
-                extra = {"groups": groups_value(memberships[record.id], caller.scim_base)}
-            out.append(
-                project(
-                    resource(record, "User", caller.scim_base, extra),
-                    params.attributes,
-                    params.excluded,
-                )
+        """Full resources, with a user's ``groups`` or a group's ``members`` loaded only
+        when the selection keeps them (a group can have 100k members)."""
+        key = "groups" if resource_type == "User" else "members"
+        related: dict[str, list[dict[str, Any]]] = {}
+        if records and wants(params.attributes, params.excluded, key):
+            ids = [r.id for r in records]
+            if resource_type == "User":
+                found_groups = await user_repo.groups_of(conn, ids)
+                related = {k: groups_value(v, caller.scim_base) for k, v in found_groups.items()}
+            else:
+                found_members = await group_repo.members_of(conn, ids)
+                related = {k: members_value(v, caller.scim_base) for k, v in found_members.items()}
+        return [
+            project(
+                resource(
+                    record,
+                    resource_type,
+                    caller.scim_base,
+                    {key: related[record.id]} if related.get(record.id) else None,
+                ),
+                params.attributes,
+                params.excluded,
             )
-        return out
+            for record in records
+        ]
 
-    async def _user_response(
+    async def _single(
         self,
         conn: AsyncConnection,
         caller: Caller,
+        resource_type: str,
         record: ResourceRecord,
         request: Request,
         status: int = 200,
     ) -> Response:
-        params = selection_params(request.query_params, "User")
-        [body] = await self._render_users(conn, caller, [record], params)
+        """One resource as the response to a GET or a write, with its ETag."""
+        params = selection_params(request.query_params, resource_type)
+        [body] = await self._render(conn, caller, resource_type, [record], params)
         headers = {"ETag": record.etag}
         if status == 201:
-            headers["Location"] = body.get("meta", {}).get("location") or (
-                f"{caller.scim_base}/Users/{record.id}"
-            )
+            headers["Location"] = f"{caller.scim_base}/{ENDPOINTS[resource_type]}/{record.id}"
         return scim_response(body, status, headers)
+
+    # -- users --------------------------------------------------------------------------
 
     async def list_users(self, request: Request) -> Response:
         caller = await self.caller(request)
@@ -197,7 +210,7 @@ class ScimEndpoints:
             page = await user_repo.search(
                 conn, caller.directory_id, where, order, params.start_index - 1, params.count
             )
-            items = await self._render_users(conn, caller, page.records, params)
+            items = await self._render(conn, caller, "User", page.records, params)
         return self._list_response(params, page, items)
 
     async def get_user(self, request: Request) -> Response:
@@ -206,7 +219,7 @@ class ScimEndpoints:
             record = await self._user(conn, caller, request.path_params["id"])
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
-            return await self._user_response(conn, caller, record, request)
+            return await self._single(conn, caller, "User", record, request)
 
     async def _user(
         self, conn: AsyncConnection, caller: Caller, user_id: str, *, for_update: bool = False
@@ -224,7 +237,7 @@ class ScimEndpoints:
         async def work(unit: Unit) -> Response:
             conn = unit.conn
             record = await user_repo.insert(unit, doc)
-            return await self._user_response(conn, caller, record, request, 201)
+            return await self._single(conn, caller, "User", record, request, 201)
 
         return await self._write(caller, work)
 
@@ -238,7 +251,7 @@ class ScimEndpoints:
             check_if_match(request, current.etag)
             _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
-            return await self._user_response(conn, caller, record, request)
+            return await self._single(conn, caller, "User", record, request)
 
         return await self._write(caller, work)
 
@@ -253,7 +266,7 @@ class ScimEndpoints:
             doc = apply_user_patch(current.doc, body, current.id)
             _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
-            return await self._user_response(conn, caller, record, request)
+            return await self._single(conn, caller, "User", record, request)
 
         return await self._write(caller, work)
 
@@ -294,7 +307,7 @@ class ScimEndpoints:
                     offset,
                     count,
                 )
-            items = await self._render_users(conn, caller, users_page.records, user_params)
+            items = await self._render(conn, caller, "User", users_page.records, user_params)
             groups_page = Page(0, [])
             if group_where is not _UNKNOWN:
                 groups_page = await group_repo.search(
@@ -305,7 +318,7 @@ class ScimEndpoints:
                     max(0, offset - users_page.total),
                     max(0, count - len(items)),
                 )
-            items += await self._render_groups(conn, caller, groups_page.records, group_params)
+            items += await self._render(conn, caller, "Group", groups_page.records, group_params)
         total = Page(users_page.total + groups_page.total, [])
         return self._list_response(user_params, total, items)
 
@@ -318,45 +331,6 @@ class ScimEndpoints:
             raise
 
     # -- groups -------------------------------------------------------------------------
-
-    async def _render_groups(
-        self,
-        conn: AsyncConnection,
-        caller: Caller,
-        records: list[ResourceRecord],
-        params: ListParams,
-    ) -> list[dict[str, Any]]:
-        members: dict[str, list[group_repo.Member]] = {}
-        if wants(params.attributes, params.excluded, "members"):
-            members = await group_repo.members_of(conn, [r.id for r in records])
-        out = []
-        for record in records:
-            extra = None
-            if members.get(record.id):
-                extra = {"members": members_value(members[record.id], caller.scim_base)}
-            out.append(
-                project(
-                    resource(record, "Group", caller.scim_base, extra),
-                    params.attributes,
-                    params.excluded,
-                )
-            )
-        return out
-
-    async def _group_response(
-        self,
-        conn: AsyncConnection,
-        caller: Caller,
-        record: ResourceRecord,
-        request: Request,
-        status: int = 200,
-    ) -> Response:
-        params = selection_params(request.query_params, "Group")
-        [body] = await self._render_groups(conn, caller, [record], params)
-        headers = {"ETag": record.etag}
-        if status == 201:
-            headers["Location"] = f"{caller.scim_base}/Groups/{record.id}"
-        return scim_response(body, status, headers)
 
     async def _group(
         self, conn: AsyncConnection, caller: Caller, group_id: str, *, for_update: bool = False
@@ -382,7 +356,7 @@ class ScimEndpoints:
             page = await group_repo.search(
                 conn, caller.directory_id, where, order, params.start_index - 1, params.count
             )
-            items = await self._render_groups(conn, caller, page.records, params)
+            items = await self._render(conn, caller, "Group", page.records, params)
         return self._list_response(params, page, items)
 
     async def get_group(self, request: Request) -> Response:
@@ -391,7 +365,7 @@ class ScimEndpoints:
             record = await self._group(conn, caller, request.path_params["id"])
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
-            return await self._group_response(conn, caller, record, request)
+            return await self._single(conn, caller, "Group", record, request)
 
     async def create_group(self, request: Request) -> Response:
         caller = await self.caller(request)
@@ -402,7 +376,7 @@ class ScimEndpoints:
             record = await group_repo.insert(unit, doc)
             if members:
                 await group_repo.add_members(unit, record, {m.value: m.display for m in members})
-            return await self._group_response(conn, caller, record, request, 201)
+            return await self._single(conn, caller, "Group", record, request, 201)
 
         return await self._write(caller, work)
 
@@ -420,7 +394,7 @@ class ScimEndpoints:
             record = current
             if doc != current.doc or added or removed:
                 record = await group_repo.replace(unit, current, doc)
-            return await self._group_response(conn, caller, record, request)
+            return await self._single(conn, caller, "Group", record, request)
 
         return await self._write(caller, work)
 
@@ -457,7 +431,7 @@ class ScimEndpoints:
                 # Groups can have 100k members: do not send them back unasked (RFC 7644
                 # §3.5.2 allows 204 No Content when no attributes were requested).
                 return Response(status_code=204, headers={"ETag": record.etag})
-            return await self._group_response(conn, caller, record, request)
+            return await self._single(conn, caller, "Group", record, request)
 
         return await self._write(caller, work)
 
