@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from scimgate.api import api_mount
 from scimgate.directory.tenancy import Tenancy
 from scimgate.events.bus import EventBus, Listener
+from scimgate.events.webhooks import Webhooks
 from scimgate.middleware import AccessLog, NormalizePath
 from scimgate.scim.app import SCIM_MOUNT, scim_app
 from scimgate.settings import Settings
@@ -42,6 +44,7 @@ def create_app(
     if on_event is not None:
         bus.subscribe(on_event)
     tenancy = Tenancy(db, bus)
+    webhooks = Webhooks(db, allow_private=settings.webhook_allow_private)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -61,6 +64,7 @@ def create_app(
         routes=[
             Route("/healthz", health, methods=["GET"]),
             Mount(SCIM_MOUNT, app=scim_app(db, settings, tenancy, bus)),
+            api_mount(db, settings, tenancy, webhooks),
         ],
         middleware=[Middleware(AccessLog), Middleware(NormalizePath)],
         lifespan=lifespan,
@@ -69,4 +73,5 @@ def create_app(
     app.state.db = db
     app.state.tenancy = tenancy
     app.state.bus = bus
+    app.state.webhooks = webhooks
     return app

@@ -36,7 +36,8 @@ class Settings:
     """Runtime configuration. Every field has an env var ``SCIMGATE_<FIELD>``."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    """Any SQLAlchemy URL; ``postgresql://`` picks psycopg 3, ``sqlite:///`` aiosqlite."""
+    """Any SQLAlchemy URL; ``postgresql://`` picks psycopg 3, ``sqlite:///path`` the
+    standard library's sqlite3."""
 
     public_url: str = DEFAULT_PUBLIC_URL
     """External base URL, used in Tenant URLs and ``meta.location``."""
@@ -56,6 +57,16 @@ class Settings:
     db_pool_size: int = 10
     """Connections per process (PostgreSQL)."""
 
+    webhook_allow_private: bool = False
+    """Allow webhook URLs on loopback/private/link-local addresses (off: SSRF guard)."""
+
+    event_retention_days: int = 30
+    """Events (and their finished deliveries) older than this are purged."""
+
+    run_worker: bool = True
+    """Run the webhook worker inside the server process (turn off when running
+    ``scimgate worker`` processes instead)."""
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +80,11 @@ class Settings:
             default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
             log_request_bodies=_env_bool("SCIMGATE_LOG_REQUEST_BODIES", False),
             db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", cls.db_pool_size),
+            webhook_allow_private=_env_bool("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", False),
+            event_retention_days=_env_int(
+                "SCIMGATE_EVENT_RETENTION_DAYS", cls.event_retention_days
+            ),
+            run_worker=_env_bool("SCIMGATE_RUN_WORKER", True),
         )
         return base.with_overrides(**overrides)
 

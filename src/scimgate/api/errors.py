@@ -116,9 +116,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
         for err in exc.errors()
     ]
     first = details[0] if details else None
-    message = (
-        f"{'.'.join(first['location'])}: {first['message']}" if first else "invalid request"
-    )
+    message = f"{'.'.join(first['location'])}: {first['message']}" if first else "invalid request"
     return error_response(422, "validation_error", message, details=_json_safe(details))
 
 
@@ -141,8 +139,8 @@ async def _unexpected(_request: Request, _exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(InvalidFeedCursor, _domain_error)  # a ValueError, not a domain one
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-

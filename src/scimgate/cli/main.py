@@ -18,6 +18,7 @@ from scimgate.settings import DEFAULT_PUBLIC_URL, Settings
 from scimgate.store.engine import Database
 from scimgate.store.migrate import upgrade
 
+from . import api_keys as api_keys_cli
 from .output import (
     directory_json,
     fail,
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     for action in ("disable", "enable"):
         p = directory.add_parser(action, parents=[common, json_flag])
         p.add_argument("directory_id")
+    api_keys_cli.add_parser(sub, common)
     return parser
 
 
@@ -193,6 +195,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("directory", "disable"): _directory_toggle,
     ("directory", "enable"): _directory_toggle,
 }
+COMMANDS.update(api_keys_cli.COMMANDS)
 
 
 async def _with_tenancy(command: Command, args: argparse.Namespace, settings: Settings) -> int:

@@ -204,6 +204,25 @@ async def list_organizations(
     return [_organization(r) for r in rows], next_cursor
 
 
+async def get_organization(conn: AsyncConnection, organization_id: str) -> Organization:
+    """By id only (``Tenancy.get_organization`` also matches external ids)."""
+    row = (
+        await conn.execute(select(organizations).where(organizations.c.id == organization_id))
+    ).first()
+    if row is None:
+        raise NotFound(f"no organization with id {organization_id!r}")
+    return _organization(row)
+
+
+async def get_organization_by_external_id(conn: AsyncConnection, external_id: str) -> Organization:
+    row = (
+        await conn.execute(select(organizations).where(organizations.c.external_id == external_id))
+    ).first()
+    if row is None:
+        raise NotFound(f"no organization with external id {external_id!r}")
+    return _organization(row)
+
+
 _DIRECTORY_COLUMNS = [c for c in directories.c if c.name != "token_hash"]
 
 

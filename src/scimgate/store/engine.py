@@ -43,11 +43,9 @@ def sync_url(database_url: str) -> URL:
 
 
 def async_url(database_url: str) -> URL:
-    """The URL with this project's asyncio driver: psycopg 3 or aiosqlite."""
-    url = sync_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return url.set(drivername="sqlite+aiosqlite")
-    return url
+    """The URL the server's engine uses: psycopg 3 (async) for PostgreSQL; SQLite keeps
+    the synchronous driver, run inline (see :class:`InlineConnection`)."""
+    return sync_url(database_url)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

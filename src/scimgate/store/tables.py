@@ -122,6 +122,7 @@ users = Table(
     UniqueConstraint("directory_id", "user_name_key", name="uq_users_directory_user_name"),
     Index("ix_users_directory_external_id", "directory_id", "external_id"),
     Index("ix_users_directory_created", "directory_id", "created_at", "id"),
+    Index("ix_users_directory_updated", "directory_id", "updated_at", "id"),
 )
 
 groups = Table(
@@ -139,6 +140,7 @@ groups = Table(
     Index("ix_groups_directory_display_name", "directory_id", "display_name_key"),
     Index("ix_groups_directory_external_id", "directory_id", "external_id"),
     Index("ix_groups_directory_created", "directory_id", "created_at", "id"),
+    Index("ix_groups_directory_updated", "directory_id", "updated_at", "id"),
 )
 
 group_members = Table(

@@ -18,6 +18,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The management API pages users and groups changed since a time.
+    op.create_index("ix_users_directory_updated", "users", ["directory_id", "updated_at", "id"])
+    op.create_index("ix_groups_directory_updated", "groups", ["directory_id", "updated_at", "id"])
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -196,6 +199,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_groups_directory_updated", table_name="groups")
+    op.drop_index("ix_users_directory_updated", table_name="users")
     op.drop_column("directories", "rules")
     op.drop_index(op.f("ix_webhook_attempts_delivery_id"), table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
