@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -95,10 +96,8 @@ def process_tree(pid: int) -> list[int]:
         p = todo.pop()
         out.append(p)
         for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 todo += [int(c) for c in (task / "children").read_text().split()]
-            except (OSError, ValueError):
-                pass
     return out
 
 

@@ -59,45 +59,47 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
     if args.concurrency:
         size["concurrency"] = args.concurrency
     started = time.monotonic()
-    with harness.fresh_database(backend) as url:
-        with harness.server(url, workers=args.workers) as srv:
-            directory = harness.new_directory(url, srv.base_url)
-            command = [
-                sys.executable,
-                str(BENCH / "loadgen.py"),
-                "--base-url",
-                directory.scim_base_url,
-                "--token",
-                directory.token,
-                "--users",
-                str(size["users"]),
-                "--groups",
-                str(size["groups"]),
-                "--members-per-group",
-                str(size["members_per_group"]),
-                "--concurrency",
-                str(size["concurrency"]),
-                "--dialect",
-                dialect,
-                "--cycle",
-                args.cycle,
-                "--server-pid",
-                str(srv.pid),
-                "--verify",
-            ]
-            if args.client:
-                command += ["--client", args.client]
-            out = subprocess.run(command, capture_output=True, text=True, check=False)
-            if out.stderr.strip():
-                print(out.stderr.rstrip(), file=sys.stderr)
-            lines = out.stdout.strip().splitlines()
-            if not lines or not lines[-1].startswith("{"):
-                raise RuntimeError(f"loadgen failed ({out.returncode}):\n{out.stdout}")
-            print("\n".join(lines[:-1]))
-            summary: dict[str, Any] = json.loads(lines[-1])
-            if "Traceback" in srv.log():
-                print("server log has a traceback:\n" + srv.log()[-3000:], file=sys.stderr)
-                summary["errors"] += 1
+    with (
+        harness.fresh_database(backend) as url,
+        harness.server(url, workers=args.workers) as srv,
+    ):
+        directory = harness.new_directory(url, srv.base_url)
+        command = [
+            sys.executable,
+            str(BENCH / "loadgen.py"),
+            "--base-url",
+            directory.scim_base_url,
+            "--token",
+            directory.token,
+            "--users",
+            str(size["users"]),
+            "--groups",
+            str(size["groups"]),
+            "--members-per-group",
+            str(size["members_per_group"]),
+            "--concurrency",
+            str(size["concurrency"]),
+            "--dialect",
+            dialect,
+            "--cycle",
+            args.cycle,
+            "--server-pid",
+            str(srv.pid),
+            "--verify",
+        ]
+        if args.client:
+            command += ["--client", args.client]
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
+        if out.stderr.strip():
+            print(out.stderr.rstrip(), file=sys.stderr)
+        lines = out.stdout.strip().splitlines()
+        if not lines or not lines[-1].startswith("{"):
+            raise RuntimeError(f"loadgen failed ({out.returncode}):\n{out.stdout}")
+        print("\n".join(lines[:-1]))
+        summary: dict[str, Any] = json.loads(lines[-1])
+        if "Traceback" in srv.log():
+            print("server log has a traceback:\n" + srv.log()[-3000:], file=sys.stderr)
+            summary["errors"] += 1
     summary.update(backend=backend, workers=args.workers, size=args.size)
     summary["total_s"] = round(time.monotonic() - started, 1)
     return summary

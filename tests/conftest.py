@@ -74,7 +74,10 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """A running ``scimgate serve`` on the module's database (one per backend)."""
     from tests.live import start_server
 
-    yield from start_server(database_url, tmp_path_factory.mktemp("server"))
+    # Webhook tests run their own workers against this database; the server's in-process
+    # worker is covered by tests/webhooks/test_in_server.py with its own server.
+    env = {"SCIMGATE_WEBHOOK_WORKER": "false"}
+    yield from start_server(database_url, tmp_path_factory.mktemp("server"), env)
 
 
 @pytest.fixture()

@@ -3,6 +3,7 @@ mounting inside a host app (``host.mount("/", create_app(settings))``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from scimgate.api import api_mount
 from scimgate.directory.tenancy import Tenancy
 from scimgate.events.bus import EventBus, Listener
 from scimgate.events.webhooks import Webhooks
+from scimgate.events.worker import WebhookWorker
 from scimgate.middleware import AccessLog, NormalizePath
 from scimgate.scim.app import SCIM_MOUNT, scim_app
 from scimgate.settings import Settings
@@ -44,15 +46,30 @@ def create_app(
     if on_event is not None:
         bus.subscribe(on_event)
     tenancy = Tenancy(db, bus)
-    webhooks = Webhooks(db, allow_private=settings.webhook_allow_private)
+    worker = WebhookWorker.from_settings(db, settings) if settings.webhook_worker else None
+    if worker is not None:
+        bus.subscribe(lambda _event: worker.wake())
+    webhooks = Webhooks(
+        db,
+        allow_private=settings.webhook_allow_private,
+        notify=worker.wake if worker is not None else None,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if migrate:
             await anyio.to_thread.run_sync(upgrade, settings.database_url)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run_forever(stop)) if worker is not None else None
         try:
             yield
         finally:
+            stop.set()
+            if task is not None and worker is not None:
+                try:
+                    await asyncio.wait_for(task, worker.timeout + 5)
+                except TimeoutError:
+                    task.cancel()
             await db.dispose()
 
     async def health(_request: Request) -> Response:
@@ -74,4 +91,5 @@ def create_app(
     app.state.tenancy = tenancy
     app.state.bus = bus
     app.state.webhooks = webhooks
+    app.state.webhook_worker = worker
     return app

@@ -63,9 +63,12 @@ class Settings:
     event_retention_days: int = 30
     """Events (and their finished deliveries) older than this are purged."""
 
-    run_worker: bool = True
+    webhook_worker: bool = True
     """Run the webhook worker inside the server process (turn off when running
     ``scimgate worker`` processes instead)."""
+
+    webhook_concurrency: int = 10
+    """Webhook requests one worker sends at a time."""
 
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -84,7 +87,8 @@ class Settings:
             event_retention_days=_env_int(
                 "SCIMGATE_EVENT_RETENTION_DAYS", cls.event_retention_days
             ),
-            run_worker=_env_bool("SCIMGATE_RUN_WORKER", True),
+            webhook_worker=_env_bool("SCIMGATE_WEBHOOK_WORKER", True),
+            webhook_concurrency=_env_int("SCIMGATE_WEBHOOK_CONCURRENCY", cls.webhook_concurrency),
         )
         return base.with_overrides(**overrides)
 

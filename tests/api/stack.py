@@ -33,7 +33,7 @@ def build_app(
     settings: Settings, *, on_event: Listener | None = None, migrate: bool = False
 ) -> Starlette:
     # Private targets allowed: tests register 127.0.0.1 URLs and never run the worker.
-    settings = settings.with_overrides(webhook_allow_private=True, run_worker=False)
+    settings = settings.with_overrides(webhook_allow_private=True, webhook_worker=False)
     app = create_app(settings, on_event=on_event, migrate=migrate)
     app.state.api_keys = ApiKeys(app.state.db)
     return app

@@ -15,10 +15,11 @@ from typing import Any
 from scimgate.directory.tenancy import PROVIDERS, Tenancy
 from scimgate.errors import DomainError, InvalidInput
 from scimgate.settings import DEFAULT_PUBLIC_URL, Settings
-from scimgate.store.engine import Database
+from scimgate.store.engine import Database, sync_url
 from scimgate.store.migrate import upgrade
 
 from . import api_keys as api_keys_cli
+from . import worker as worker_cli
 from .output import (
     directory_json,
     fail,
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("migrate", parents=[common], help="bring the database schema up to date")
+    worker_cli.add_parser(sub, common)
 
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="action", required=True)
     org_create = org.add_parser("create", parents=[common, json_flag])
@@ -229,6 +231,11 @@ async def _first_run(settings: Settings, tenancy: Tenancy, demo: bool) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    if args.workers > 1 and sync_url(settings.database_url).get_backend_name() == "sqlite":
+        # SQLite statements run inline on each process's event loop: a second process
+        # waiting for the file's write lock would stall its loop.
+        raise InvalidInput("--workers > 1 needs PostgreSQL; SQLite serves from one process")
+
     from scimgate.app import create_app
 
     async def announce() -> None:
@@ -277,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             return _serve(args, settings)
+        if args.command == "worker":
+            return asyncio.run(worker_cli.run(args, settings))
         command = COMMANDS[(args.command, getattr(args, "action", None))]
         return asyncio.run(_with_tenancy(command, args, settings))
     except DomainError as exc:

@@ -148,12 +148,15 @@ class ScimEndpoints:
         resource_type: str,
         records: list[ResourceRecord],
         params: ListParams,
+        *,
+        related_empty: bool = False,
     ) -> list[dict[str, Any]]:
         """Full resources, with a user's ``groups`` or a group's ``members`` loaded only
-        when the selection keeps them (a group can have 100k members)."""
+        when the selection keeps them (a group can have 100k members) and they may exist
+        (``related_empty``: a resource created without any)."""
         key = "groups" if resource_type == "User" else "members"
         related: dict[str, list[dict[str, Any]]] = {}
-        if records and wants(params.attributes, params.excluded, key):
+        if records and not related_empty and wants(params.attributes, params.excluded, key):
             ids = [r.id for r in records]
             if resource_type == "User":
                 found_groups = await user_repo.groups_of(conn, ids)
@@ -183,10 +186,14 @@ class ScimEndpoints:
         record: ResourceRecord,
         request: Request,
         status: int = 200,
+        *,
+        related_empty: bool = False,
     ) -> Response:
         """One resource as the response to a GET or a write, with its ETag."""
         params = selection_params(request.query_params, resource_type)
-        [body] = await self._render(conn, caller, resource_type, [record], params)
+        [body] = await self._render(
+            conn, caller, resource_type, [record], params, related_empty=related_empty
+        )
         headers = {"ETag": record.etag}
         if status == 201:
             headers["Location"] = f"{caller.scim_base}/{ENDPOINTS[resource_type]}/{record.id}"
@@ -237,7 +244,9 @@ class ScimEndpoints:
         async def work(unit: Unit) -> Response:
             conn = unit.conn
             record = await user_repo.insert(unit, doc)
-            return await self._single(conn, caller, "User", record, request, 201)
+            return await self._single(
+                conn, caller, "User", record, request, 201, related_empty=True
+            )
 
         return await self._write(caller, work)
 
@@ -376,7 +385,9 @@ class ScimEndpoints:
             record = await group_repo.insert(unit, doc)
             if members:
                 await group_repo.add_members(unit, record, {m.value: m.display for m in members})
-            return await self._single(conn, caller, "Group", record, request, 201)
+            return await self._single(
+                conn, caller, "Group", record, request, 201, related_empty=not members
+            )
 
         return await self._write(caller, work)
 

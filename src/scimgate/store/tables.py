@@ -244,6 +244,8 @@ webhook_deliveries = Table(
     UniqueConstraint("endpoint_id", "event_seq", name="uq_webhook_deliveries_endpoint_event"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    # Retention deletes events; the cascade finds their deliveries through this.
+    Index("ix_webhook_deliveries_event_seq", "event_seq"),
 )
 
 webhook_attempts = Table(

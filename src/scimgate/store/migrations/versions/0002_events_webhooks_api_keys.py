@@ -157,6 +157,7 @@ def upgrade() -> None:
         ["status", "next_attempt_at"],
         unique=False,
     )
+    op.create_index("ix_webhook_deliveries_event_seq", "webhook_deliveries", ["event_seq"])
     op.create_index(
         "ix_webhook_deliveries_endpoint",
         "webhook_deliveries",
@@ -199,6 +200,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_deliveries_event_seq", table_name="webhook_deliveries")
     op.drop_index("ix_groups_directory_updated", table_name="groups")
     op.drop_index("ix_users_directory_updated", table_name="users")
     op.drop_column("directories", "rules")
