@@ -124,3 +124,17 @@ async def test_webhook_endpoint_crud_deliveries_test_and_replay(stack: Stack) ->
         response = await stack.api(method, path)
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_in_process_events_carry_the_organization_external_id(stack: Stack) -> None:
+    """Regression: on_event events had organization_external_id None (only the feed
+    filled it in)."""
+    external_id = f"cust-{uuid.uuid4().hex[:8]}"
+    org = await stack.organization(external_id=external_id)
+    directory = await stack.directory(org["id"])
+    user = await stack.scim_user(directory)
+    [event] = [e for e in stack.events if e.data.get("user", {}).get("id") == user["id"]]
+    assert event.organization_external_id == external_id
+    assert event.to_json()["organization_external_id"] == external_id
+    feed, _ = await stack.follow_events(1, directory_id=directory.id)
+    assert feed[0]["organization_external_id"] == external_id

@@ -262,3 +262,28 @@ async def test_rules_round_trip_and_a_violating_scim_post_stores_nothing(stack: 
     _error(
         await stack.api("PUT", f"/directories/{uuid.uuid4()}/rules", json=RULES), 404, "not_found"
     )
+
+
+async def test_disabling_an_organization_disables_all_its_directories(stack: Stack) -> None:
+    org = await stack.organization()
+    other = await stack.organization()
+    made = [
+        await stack.ok("POST", "/directories", 201, json={"organization_id": o["id"]})
+        for o in (org, org, other)
+    ]
+    disabled = await stack.ok("POST", f"/organizations/{org['id']}/disable")
+    assert sorted(d["id"] for d in disabled) == sorted(d["id"] for d in made[:2])
+    assert all(d["enabled"] is False for d in disabled)
+    for d in made[:2]:
+        url = f"/scim/v2/{d['id']}/Users"
+        r = await stack.client.get(url, headers={"Authorization": f"Bearer {d['token']}"})
+        assert r.status_code == 401
+    untouched = made[2]
+    r = await stack.client.get(
+        f"/scim/v2/{untouched['id']}/Users",
+        headers={"Authorization": f"Bearer {untouched['token']}"},
+    )
+    assert r.status_code == 200
+    enabled = await stack.ok("POST", f"/organizations/{org['id']}/enable")
+    assert all(d["enabled"] is True for d in enabled)
+    _error(await stack.api("POST", "/organizations/no-such-org/disable"), 404, "not_found")

@@ -220,6 +220,30 @@ async def update_directory(svc: Svc, directory_id: Id, body: DirectoryUpdate) ->
 
 
 @router.post(
+    "/organizations/{organization_id}/disable",
+    response_model=list[Directory],
+    tags=["organizations"],
+    responses=errors(404),
+    summary="Disable every directory of an organization (tokens stop working; data kept)",
+)
+async def disable_organization(svc: Svc, organization_id: Id) -> list[Directory]:
+    found = await svc.tenancy.set_organization_enabled(organization_id, False)
+    return [Directory.model_validate(directory_out(svc.settings, d)) for d in found]
+
+
+@router.post(
+    "/organizations/{organization_id}/enable",
+    response_model=list[Directory],
+    tags=["organizations"],
+    responses=errors(404),
+    summary="Enable every directory of an organization again",
+)
+async def enable_organization(svc: Svc, organization_id: Id) -> list[Directory]:
+    found = await svc.tenancy.set_organization_enabled(organization_id, True)
+    return [Directory.model_validate(directory_out(svc.settings, d)) for d in found]
+
+
+@router.post(
     "/directories/{directory_id}/disable",
     response_model=Directory,
     tags=["directories"],

@@ -7,7 +7,7 @@ token is the only key to its data.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,8 @@ class Directory:
     rules: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    organization_external_id: str | None = None
+    """Filled by authenticate(), so events recorded for a SCIM request carry it."""
 
 
 def _org(row: Any) -> Organization:
@@ -250,6 +252,18 @@ class Tenancy:
         if result.rowcount == 0:
             raise NotFound(f"no organization with id {org_id!r}")
 
+    async def set_organization_enabled(self, org_id: str, enabled: bool) -> list[Directory]:
+        """Disable (or enable) every directory of an organization at once: its IdPs get
+        401 until it is enabled again; data is kept."""
+        await self.get_organization(org_id)
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(directories)
+                .where(directories.c.organization_id == org_id)
+                .values(enabled=enabled, updated_at=utcnow())
+            )
+        return await self.list_directories(org_id)
+
     async def set_enabled(self, directory_id: str, enabled: bool) -> Directory:
         async with self.db.write() as conn:
             await self._update(conn, directory_id, enabled=enabled)
@@ -270,13 +284,17 @@ class Tenancy:
         are random, so saying so leaks nothing and tells an admin the Tenant URL is off."""
         async with self.db.read() as conn:
             row = (
-                await conn.execute(select(directories).where(directories.c.id == directory_id))
+                await conn.execute(
+                    select(directories, organizations.c.external_id.label("org_external_id"))
+                    .join(organizations, organizations.c.id == directories.c.organization_id)
+                    .where(directories.c.id == directory_id)
+                )
             ).first()
         if row is None:
             raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
         if not token_matches(token, row.token_hash) or not row.enabled:
             return None
-        return _directory(row)
+        return replace(_directory(row), organization_external_id=row.org_external_id)
 
 
 class _Row:

@@ -23,10 +23,19 @@ class Unit:
     conn: AsyncConnection
     directory_id: str
     organization_id: str
+    organization_external_id: str | None = None
     events: list[Event] = field(default_factory=list)
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
-        self.events.append(outbox.new_event(type_, self.directory_id, self.organization_id, data))
+        self.events.append(
+            outbox.new_event(
+                type_,
+                self.directory_id,
+                self.organization_id,
+                data,
+                self.organization_external_id,
+            )
+        )
 
 
 async def run_unit(
@@ -35,11 +44,12 @@ async def run_unit(
     directory_id: str,
     organization_id: str,
     work: Callable[[Unit], Awaitable[T]],
+    organization_external_id: str | None = None,
 ) -> T:
     """Run ``work`` in a (retried) write transaction; publish its events after commit."""
 
     async def attempt(conn: AsyncConnection) -> tuple[T, list[Event]]:
-        unit = Unit(conn, directory_id, organization_id)
+        unit = Unit(conn, directory_id, organization_id, organization_external_id)
         result = await work(unit)
         await outbox.write(conn, unit.events)
         return result, unit.events

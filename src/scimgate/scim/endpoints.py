@@ -87,7 +87,14 @@ class ScimEndpoints:
     async def _write(self, caller: Caller, work: Callable[[Unit], Awaitable[Response]]) -> Response:
         """One write transaction for the caller's directory, events included."""
         directory = caller.directory
-        return await run_unit(self.db, self.bus, directory.id, directory.organization_id, work)
+        return await run_unit(
+            self.db,
+            self.bus,
+            directory.id,
+            directory.organization_id,
+            work,
+            directory.organization_external_id,
+        )
 
     # -- authentication -------------------------------------------------------------
 
