@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,15 +73,22 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     return record
 
 
+# Hot statements are built once (see users.py).
+_GET = select(*_RECORD_COLUMNS).where(
+    groups.c.directory_id == bindparam("directory_id"), groups.c.id == bindparam("group_id")
+)
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 async def get(
     conn: AsyncConnection, directory_id: str, group_id: str, *, for_update: bool = False
 ) -> ResourceRecord | None:
-    query = select(*_RECORD_COLUMNS).where(
-        groups.c.directory_id == directory_id, groups.c.id == group_id
-    )
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (
+        await conn.execute(
+            _GET_FOR_UPDATE if for_update else _GET,
+            {"directory_id": directory_id, "group_id": group_id},
+        )
+    ).first()
     return _record(row) if row else None
 
 
@@ -286,29 +293,32 @@ async def replace_members(
     return added, removed
 
 
+_member_group = groups.alias("member_group")
+_MEMBERS_OF = (
+    select(
+        group_members.c.group_id,
+        group_members.c.member_id,
+        group_members.c.user_id,
+        func.coalesce(
+            group_members.c.display,
+            users.c.display_name,
+            users.c.user_name,
+            _member_group.c.display_name,
+        ),
+    )
+    .outerjoin(users, users.c.id == group_members.c.user_id)
+    .outerjoin(_member_group, _member_group.c.id == group_members.c.member_group_id)
+    .where(group_members.c.group_id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(group_members.c.group_id, group_members.c.created_at, group_members.c.member_id)
+)
+
+
 async def members_of(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[str, list[Member]]:
     """All members of each group, for rendering ``Group.members``."""
     found: dict[str, list[Member]] = {gid: [] for gid in group_ids}
     if not group_ids:
         return found
-    member_group = groups.alias("member_group")
-    rows = await conn.execute(
-        select(
-            group_members.c.group_id,
-            group_members.c.member_id,
-            group_members.c.user_id,
-            func.coalesce(
-                group_members.c.display,
-                users.c.display_name,
-                users.c.user_name,
-                member_group.c.display_name,
-            ),
-        )
-        .outerjoin(users, users.c.id == group_members.c.user_id)
-        .outerjoin(member_group, member_group.c.id == group_members.c.member_group_id)
-        .where(group_members.c.group_id.in_(list(group_ids)))
-        .order_by(group_members.c.group_id, group_members.c.created_at, group_members.c.member_id)
-    )
+    rows = await conn.execute(_MEMBERS_OF, {"group_ids": list(group_ids)})
     for group_id, member_id, user_id, display in rows:
         found[group_id].append(Member(member_id, "User" if user_id else "Group", display))
     return found

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -74,6 +74,14 @@ _DIRECTORY_COLUMNS = [c for c in directories.c if c.name != "token_hash"]
 
 def _directory(row: Any) -> Directory:
     return Directory(**{c.name: getattr(row, c.name) for c in _DIRECTORY_COLUMNS})
+
+
+_AUTHENTICATE = (
+    select(directories, organizations.c.external_id.label("org_external_id"))
+    .join(organizations, organizations.c.id == directories.c.organization_id)
+    .where(directories.c.id == bindparam("directory_id"))
+)
+"""Runs on every SCIM request: built once, so SQLAlchemy skips rebuilding and re-keying it."""
 
 
 class Tenancy:
@@ -283,13 +291,7 @@ class Tenancy:
         directory's token, disabled directory). Unknown ids raise NotFound: directory ids
         are random, so saying so leaks nothing and tells an admin the Tenant URL is off."""
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(directories, organizations.c.external_id.label("org_external_id"))
-                    .join(organizations, organizations.c.id == directories.c.organization_id)
-                    .where(directories.c.id == directory_id)
-                )
-            ).first()
+            row = (await conn.execute(_AUTHENTICATE, {"directory_id": directory_id})).first()
         if row is None:
             raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
         if not token_matches(token, row.token_hash) or not row.enabled:
