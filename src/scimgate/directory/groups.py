@@ -67,7 +67,7 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
         "updated_at": now,
         **_columns(doc),
     }
-    await unit.conn.execute(groups.insert().values(**row))
+    await unit.conn.execute(_INSERT, row)
     record = ResourceRecord(row["id"], unit.directory_id, doc, 1, now, now)
     unit.emit("group.created", {"group": normalized_group(record, unit.organization_id)})
     return record
@@ -78,6 +78,18 @@ _GET = select(*_RECORD_COLUMNS).where(
     groups.c.directory_id == bindparam("directory_id"), groups.c.id == bindparam("group_id")
 )
 _GET_FOR_UPDATE = _GET.with_for_update()
+_INSERT = groups.insert()
+_TOUCH = (
+    update(groups)
+    .where(groups.c.id == bindparam("b_id"))
+    .values(version=bindparam("b_version"), updated_at=bindparam("b_updated_at"))
+)
+_UPDATE = _TOUCH.values(
+    **{
+        name: bindparam(f"b_{name}")
+        for name in ("display_name", "display_name_key", "external_id", "data")
+    }
+)
 
 
 async def get(
@@ -98,10 +110,16 @@ async def replace(
     """Store a new document (records ``group.updated``), or with ``doc=None`` only bump
     version and lastModified after a membership change. The caller holds the row lock."""
     now = utcnow()
-    values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
-    if doc is not None:
-        values.update(_columns(doc))
-    await unit.conn.execute(update(groups).where(groups.c.id == current.id).values(**values))
+    params: dict[str, Any] = {
+        "b_id": current.id,
+        "b_version": current.version + 1,
+        "b_updated_at": now,
+    }
+    if doc is None:
+        await unit.conn.execute(_TOUCH, params)
+    else:
+        params.update({f"b_{k}": v for k, v in _columns(doc).items()})
+        await unit.conn.execute(_UPDATE, params)
     record = ResourceRecord(
         current.id,
         current.directory_id,

@@ -23,6 +23,8 @@ from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
 from scimgate.store.tables import group_members, groups, users
 
+_DERIVED = ("user_name", "user_name_key", "external_id", "display_name", "active", "data")
+
 
 def _columns(doc: dict[str, Any]) -> dict[str, Any]:
     user_name = doc["userName"]
@@ -58,7 +60,7 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
         **_columns(doc),
     }
     try:
-        await unit.conn.execute(users.insert().values(**row))
+        await unit.conn.execute(_INSERT, row)
     except IntegrityError as exc:
         raise _conflict(doc) from exc
     record = ResourceRecord(row["id"], unit.directory_id, doc, 1, now, now)
@@ -72,6 +74,16 @@ _GET = select(*_RECORD_COLUMNS).where(
     users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("user_id")
 )
 _GET_FOR_UPDATE = _GET.with_for_update()
+_INSERT = users.insert()
+_UPDATE = (
+    update(users)
+    .where(users.c.id == bindparam("b_id"))
+    .values(
+        version=bindparam("b_version"),
+        updated_at=bindparam("b_updated_at"),
+        **{name: bindparam(f"b_{name}") for name in _DERIVED},
+    )
+)
 _GROUPS_OF = (
     select(group_members.c.user_id, groups.c.id, groups.c.display_name)
     .join(groups, groups.c.id == group_members.c.group_id)
@@ -103,9 +115,13 @@ async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> R
     now = utcnow()
     try:
         await unit.conn.execute(
-            update(users)
-            .where(users.c.id == current.id)
-            .values(version=current.version + 1, updated_at=now, **_columns(doc))
+            _UPDATE,
+            {
+                "b_id": current.id,
+                "b_version": current.version + 1,
+                "b_updated_at": now,
+                **{f"b_{k}": v for k, v in _columns(doc).items()},
+            },
         )
     except IntegrityError as exc:
         raise _conflict(doc) from exc

@@ -74,19 +74,17 @@ def new_event(
     )
 
 
+_INSERT_PG = events.insert().values(txid=cast(cast(func.pg_current_xact_id(), Text), BigInteger))
+_INSERT_SQLITE = events.insert().values(txid=literal(0))
+
+
 async def write(conn: AsyncConnection, pending: list[Event]) -> None:
     """Insert events inside the caller's transaction (one multi-row INSERT)."""
     if not pending:
         return
-    txid: Any = (
-        cast(cast(func.pg_current_xact_id(), Text), BigInteger)
-        if conn.dialect.name == "postgresql"
-        else literal(0)
-    )
-    # One statement shape whatever the batch size (so SQLAlchemy's compiled cache
-    # hits), executed with a parameter list.
+    # One statement, built once, whatever the batch size; executed with a parameter list.
     await conn.execute(
-        events.insert().values(txid=txid),
+        _INSERT_PG if conn.dialect.name == "postgresql" else _INSERT_SQLITE,
         [
             {
                 "id": e.id,
