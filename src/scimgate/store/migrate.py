@@ -74,6 +74,12 @@ def upgrade(database_url: str) -> None:
                     conn.commit()
         else:
             with engine.connect() as conn:
+                current = _current(conn)
+                conn.commit()
+                if current == head:
+                    # The common case: one read, no lock (also safe behind PgBouncer in
+                    # transaction mode, where a session lock would stick to a backend).
+                    return
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
                 try:
