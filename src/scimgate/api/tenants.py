@@ -20,10 +20,10 @@ from scimgate.api.models import (
     OrganizationUpdate,
     Rules,
 )
-from scimgate.cli.output import tenant_url
 from scimgate.directory import reads
 from scimgate.directory import tenancy as tenancy_module
 from scimgate.directory.rules import parse_rules
+from scimgate.directory.views import directory_view
 from scimgate.settings import Settings
 
 router = APIRouter()
@@ -43,20 +43,7 @@ def organization_out(org: tenancy_module.Organization) -> Organization:
 
 def directory_out(settings: Settings, directory: tenancy_module.Directory) -> dict[str, Any]:
     """The directory as the API shows it, with the URLs the IdP admin needs."""
-    return {
-        "id": directory.id,
-        "organization_id": directory.organization_id,
-        "name": directory.name,
-        "provider": directory.provider,
-        "enabled": directory.enabled,
-        "scim_base_url": settings.scim_base_url(directory.id),
-        "tenant_url": tenant_url(settings, directory),
-        "token_hint": directory.token_hint,
-        "token_rotated_at": directory.token_rotated_at,
-        "rules": parse_rules(directory.rules).to_json() if directory.rules else None,
-        "created_at": directory.created_at,
-        "updated_at": directory.updated_at,
-    }
+    return directory_view(settings, directory)
 
 
 # -- organizations --------------------------------------------------------------------------

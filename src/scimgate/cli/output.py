@@ -7,30 +7,14 @@ import sys
 from typing import Any
 
 from scimgate.directory.tenancy import Directory, Organization
+from scimgate.directory.views import directory_view, tenant_url
 from scimgate.settings import Settings
-
-
-def tenant_url(settings: Settings, directory: Directory) -> str:
-    """The URL an IdP admin pastes: Entra gets the flag selecting its RFC-compliant PATCH
-    dialect (both dialects work either way)."""
-    base = settings.scim_base_url(directory.id)
-    return f"{base}?aadOptscim062020" if directory.provider == "entra" else base
 
 
 def directory_json(
     settings: Settings, directory: Directory, token: str | None = None
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": directory.id,
-        "organization_id": directory.organization_id,
-        "name": directory.name,
-        "provider": directory.provider,
-        "enabled": directory.enabled,
-        "scim_base_url": settings.scim_base_url(directory.id),
-        "tenant_url": tenant_url(settings, directory),
-        "token_hint": directory.token_hint,
-        "created_at": directory.created_at.isoformat(),
-    }
+    out = directory_view(settings, directory)
     if token is not None:
         out["token"] = token
     return out

@@ -31,8 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scimgate.directory import users as user_store
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import normalized_group, normalized_user
-from scimgate.directory.records import ResourceRecord
-from scimgate.directory.tenancy import Directory, Organization
+from scimgate.directory.records import ResourceRecord, record_columns, record_from_row
+from scimgate.directory.tenancy import (
+    DIRECTORY_COLUMNS,
+    Directory,
+    Organization,
+    directory_from_row,
+    organization_from_row,
+)
 from scimgate.errors import InvalidInput, NotFound
 from scimgate.store.tables import directories, group_members, groups, organizations, users
 
@@ -175,16 +181,6 @@ async def _merged(
 # -- organizations and directories ----------------------------------------------------------
 
 
-def _organization(row: Any) -> Organization:
-    return Organization(
-        id=row.id,
-        name=row.name,
-        external_id=row.external_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
 async def list_organizations(
     conn: AsyncConnection,
     *,
@@ -201,7 +197,7 @@ async def list_organizations(
     rows, next_cursor = _page(
         list(await conn.execute(query)), limit, _BY_CREATED, lambda r: (r.created_at, r.id)
     )
-    return [_organization(r) for r in rows], next_cursor
+    return [organization_from_row(r) for r in rows], next_cursor
 
 
 async def get_organization(conn: AsyncConnection, organization_id: str) -> Organization:
@@ -211,7 +207,7 @@ async def get_organization(conn: AsyncConnection, organization_id: str) -> Organ
     ).first()
     if row is None:
         raise NotFound(f"no organization with id {organization_id!r}")
-    return _organization(row)
+    return organization_from_row(row)
 
 
 async def get_organization_by_external_id(conn: AsyncConnection, external_id: str) -> Organization:
@@ -220,10 +216,7 @@ async def get_organization_by_external_id(conn: AsyncConnection, external_id: st
     ).first()
     if row is None:
         raise NotFound(f"no organization with external id {external_id!r}")
-    return _organization(row)
-
-
-_DIRECTORY_COLUMNS = [c for c in directories.c if c.name != "token_hash"]
+    return organization_from_row(row)
 
 
 async def list_directories(
@@ -234,7 +227,7 @@ async def list_directories(
     cursor: str | None = None,
 ) -> tuple[list[Directory], str | None]:
     keys = (directories.c.created_at, directories.c.id)
-    query = select(*_DIRECTORY_COLUMNS).order_by(*keys).limit(limit + 1)
+    query = select(*DIRECTORY_COLUMNS).order_by(*keys).limit(limit + 1)
     if organization_id is not None:
         query = query.where(directories.c.organization_id == organization_id)
     if cursor is not None:
@@ -242,39 +235,15 @@ async def list_directories(
     rows, next_cursor = _page(
         list(await conn.execute(query)), limit, _BY_CREATED, lambda r: (r.created_at, r.id)
     )
-    found = [Directory(**{c.name: getattr(r, c.name) for c in _DIRECTORY_COLUMNS}) for r in rows]
+    found = [directory_from_row(r) for r in rows]
     return found, next_cursor
 
 
 # -- users ---------------------------------------------------------------------------------
 
-_USER_COLUMNS = (
-    users.c.id,
-    users.c.directory_id,
-    users.c.data,
-    users.c.version,
-    users.c.created_at,
-    users.c.updated_at,
-)
-_GROUP_COLUMNS = (
-    groups.c.id,
-    groups.c.directory_id,
-    groups.c.data,
-    groups.c.version,
-    groups.c.created_at,
-    groups.c.updated_at,
-)
-
-
-def _record(row: Any) -> ResourceRecord:
-    return ResourceRecord(
-        id=row.id,
-        directory_id=row.directory_id,
-        doc=row.data,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+_USER_COLUMNS = record_columns(users)
+_GROUP_COLUMNS = record_columns(groups)
+_record = record_from_row
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class Directory:
     """Filled by authenticate(), so events recorded for a SCIM request carry it."""
 
 
-def _org(row: Any) -> Organization:
+def organization_from_row(row: Any) -> Organization:
     return Organization(
         id=row.id,
         name=row.name,
@@ -69,11 +69,11 @@ def _org(row: Any) -> Organization:
     )
 
 
-_DIRECTORY_COLUMNS = [c for c in directories.c if c.name != "token_hash"]
+DIRECTORY_COLUMNS = [c for c in directories.c if c.name != "token_hash"]
 
 
-def _directory(row: Any) -> Directory:
-    return Directory(**{c.name: getattr(row, c.name) for c in _DIRECTORY_COLUMNS})
+def directory_from_row(row: Any) -> Directory:
+    return Directory(**{c.name: getattr(row, c.name) for c in DIRECTORY_COLUMNS})
 
 
 _AUTHENTICATE = (
@@ -121,12 +121,12 @@ class Tenancy:
             ).first()
         if row is None:
             raise NotFound(f"no organization with id or external id {ref!r}")
-        return _org(row)
+        return organization_from_row(row)
 
     async def list_organizations(self) -> list[Organization]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(organizations).order_by(organizations.c.created_at))
-            return [_org(r) for r in rows]
+            return [organization_from_row(r) for r in rows]
 
     async def create_directory(
         self, org_ref: str, name: str | None = None, provider: str = "generic"
@@ -152,25 +152,25 @@ class Tenancy:
         }
         async with self.db.write() as conn:
             await conn.execute(directories.insert().values(**row))
-        return _directory(_Row(row)), token
+        return directory_from_row(_Row(row)), token
 
     async def get_directory(self, directory_id: str) -> Directory:
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(*_DIRECTORY_COLUMNS).where(directories.c.id == directory_id)
+                    select(*DIRECTORY_COLUMNS).where(directories.c.id == directory_id)
                 )
             ).first()
         if row is None:
             raise NotFound(f"no directory with id {directory_id!r}")
-        return _directory(row)
+        return directory_from_row(row)
 
     async def list_directories(self, organization_id: str | None = None) -> list[Directory]:
-        query = select(*_DIRECTORY_COLUMNS).order_by(directories.c.created_at)
+        query = select(*DIRECTORY_COLUMNS).order_by(directories.c.created_at)
         if organization_id is not None:
             query = query.where(directories.c.organization_id == organization_id)
         async with self.db.read() as conn:
-            return [_directory(r) for r in await conn.execute(query)]
+            return [directory_from_row(r) for r in await conn.execute(query)]
 
     async def rotate_token(self, directory_id: str) -> tuple[Directory, str]:
         """Issue a new token; the previous one stops working with this commit.
@@ -296,7 +296,7 @@ class Tenancy:
             raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
         if not token_matches(token, row.token_hash) or not row.enabled:
             return None
-        return replace(_directory(row), organization_external_id=row.org_external_id)
+        return replace(directory_from_row(row), organization_external_id=row.org_external_id)
 
 
 class _Row:
