@@ -54,8 +54,10 @@ class Settings:
     log_request_bodies: bool = False
     """Off by default: bodies carry personal data. Tokens are never logged."""
 
-    db_pool_size: int = 10
-    """Connections per process (PostgreSQL)."""
+    db_pool_size: int = 20
+    """Connections kept open per process (PostgreSQL). Keep it at or above the number of
+    requests a process serves at once: overflow connections are opened and closed per
+    use, and opening a PostgreSQL connection costs far more than a query."""
 
     webhook_allow_private: bool = False
     """Allow webhook URLs on loopback/private/link-local addresses (off: SSRF guard)."""

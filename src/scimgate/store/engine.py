@@ -124,7 +124,7 @@ class Database:
             url,
             pool_pre_ping=False,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=pool_size // 2,
             pool_recycle=1800,
             # Prepared statements break behind PgBouncer in transaction mode.
             connect_args={"prepare_threshold": None},
