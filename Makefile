@@ -34,5 +34,10 @@ typecheck: $(STAMP)
 test: $(STAMP) postgres lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# The benchmark at its smoke size: keeps bench/ working (not a speed check; see
+# docs/performance.md for the real runs).
+bench-smoke: $(STAMP) postgres
+	$(BIN)/python bench/run.py --size smoke --backend both
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
