@@ -539,3 +539,60 @@ def test_patch_type_errors_name_the_scim_attribute() -> None:
             doc, {"Operations": [{"op": "replace", "path": "name.givenName", "value": 5}]}
         )
     assert "givenName" in err.value.detail and "given_name" not in err.value.detail
+
+
+PLAIN_BODIES = [
+    [{"op": "Replace", "path": "active", "value": "False"}],
+    [{"op": "replace", "path": "active", "value": True}],
+    [{"op": "Replace", "path": "title", "value": "Engineer"}],
+    [{"op": "Add", "path": "nickName", "value": "Bobby"}],
+    [{"op": "Replace", "path": "name.familyName", "value": "Updated"}],
+    [{"op": "replace", "path": "NAME.GIVENNAME", "value": "Casey"}],
+    [
+        {"op": "replace", "path": "displayName", "value": "D"},
+        {"op": "Replace", "path": "userName", "value": "new@contoso.com"},
+    ],
+    [
+        {"op": "replace", "path": "externalId", "value": "ext-9"},
+        {"op": "replace", "path": "active", "value": "true"},
+    ],
+]
+
+
+@pytest.mark.parametrize("ops", PLAIN_BODIES)
+def test_the_plain_fast_path_agrees_with_the_general_path(ops: list[dict[str, Any]]) -> None:
+    """apply_user_patch applies plain string/active ops straight to the JSON; the result
+    must equal what the scim2-models path gives."""
+    from scimgate.scim.patch import _general_user_patch, _plain_user_patch
+
+    doc = parse_user(
+        {
+            "userName": "a@contoso.com",
+            "name": {"givenName": "A", "familyName": "B"},
+            "title": "Old",
+            "active": True,
+            "externalId": "ext-1",
+        }
+    )
+    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}
+    assert _plain_user_patch(doc, body) is not None, "expected the fast path to apply"
+    assert apply_user_patch(doc, body) == _general_user_patch(doc, body)
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [{"op": "remove", "path": "title"}],
+        [{"op": "replace", "path": "title", "value": ""}],
+        [{"op": "replace", "path": "title", "value": 5}],
+        [{"op": "replace", "path": "active", "value": "maybe"}],
+        [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "x@y.z"}],
+        [{"op": "replace", "value": {"title": "T"}}],
+        [{"op": "replace", "path": "manager", "value": "id"}],
+    ],
+)
+def test_anything_else_takes_the_general_path(ops: list[dict[str, Any]]) -> None:
+    from scimgate.scim.patch import _plain_user_patch
+
+    doc = parse_user({"userName": "a@contoso.com"})
+    assert _plain_user_patch(doc, {"Operations": ops}) is None

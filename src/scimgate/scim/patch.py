@@ -102,6 +102,89 @@ def apply_user_patch(
 
     ``resource_id``: a path-less value may repeat the resource's own id (Entra does);
     any other id is refused."""
+    fast = _plain_user_patch(doc, body)
+    if fast is not None:
+        return _revalidated(lambda: parse_user(fast))
+    return _general_user_patch(doc, body, resource_id)
+
+
+# Singular string attributes of User (RFC 7643 §4.1) and the sub-attributes of `name`:
+# what Entra's incremental cycle mostly replaces, one op per path.
+_PLAIN_STRINGS = {
+    name.casefold(): name
+    for name in (
+        "userName",
+        "externalId",
+        "displayName",
+        "nickName",
+        "profileUrl",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+    )
+}
+_NAME_PARTS = {
+    name.casefold(): name
+    for name in (
+        "formatted",
+        "familyName",
+        "givenName",
+        "middleName",
+        "honorificPrefix",
+        "honorificSuffix",
+    )
+}
+
+
+def _plain_user_patch(doc: dict[str, Any], body: Any) -> dict[str, Any] | None:
+    """The common PATCH — add/replace of ``active`` or of a plain string attribute
+    (``title``, ``name.givenName``, …) with a non-empty value — applied straight to the
+    JSON document; the caller re-validates it once. None for anything else, which takes
+    the general path: scim2-models costs 1-2 ms per PATCH, this about 0.3 ms, with the
+    same result (tests/unit/test_patch.py checks both paths agree)."""
+    if not isinstance(body, dict):
+        return None
+    key = find_key(body, "Operations")
+    ops = body.get(key) if key is not None else None
+    if not isinstance(ops, list) or not ops:
+        return None
+    new = dict(doc)
+    for item in ops:
+        if not isinstance(item, dict) or len(item) != 3:
+            return None
+        op, path, value = (item.get(find_key(item, k) or k) for k in ("op", "path", "value"))
+        if not isinstance(op, str) or op.casefold() not in ("add", "replace"):
+            return None
+        if not isinstance(path, str):
+            return None
+        folded = path.casefold()
+        if folded == "active":
+            if isinstance(value, str) and value.casefold() in ("true", "false"):
+                value = value.casefold() == "true"
+            if not isinstance(value, bool):
+                return None
+            new["active"] = value
+            continue
+        if not isinstance(value, str) or not value.strip():
+            return None
+        if folded in _PLAIN_STRINGS:
+            new.pop(find_key(new, path) or path, None)
+            new[_PLAIN_STRINGS[folded]] = value
+        elif folded.startswith("name.") and folded[5:] in _NAME_PARTS:
+            name = dict(new.get("name") or {})
+            name[_NAME_PARTS[folded[5:]]] = value
+            new["name"] = name
+        else:
+            return None
+    return new
+
+
+def _general_user_patch(
+    doc: dict[str, Any], body: Any, resource_id: str | None = None
+) -> dict[str, Any]:
+    """Every PATCH shape, through scim2-models (see :func:`apply_user_patch`)."""
     patcher = _Patcher(ScimUser, doc, required="userName", resource_id=resource_id)
     for op in _operations(body):
         with _failing_at(op, "User"):
