@@ -16,17 +16,24 @@ from scimgate.store.engine import Database
 from tests.live import Directory, LiveServer
 
 
-async def _all_events(database_url: str, **filters: Any) -> list[outbox.Event]:
+async def _all_events(database_url: str, at_least: int = 0, **filters: Any) -> list[outbox.Event]:
+    """Read the whole feed. With ``at_least``, keep polling (up to 30 s) until that many
+    events are visible: on a PostgreSQL cluster shared with other sessions, their open
+    transactions can hold the feed back for a moment (never reorder it)."""
     db = Database(database_url, pool_size=2)
+    deadline = asyncio.get_running_loop().time() + 30
     try:
         found: list[outbox.Event] = []
         cursor = feed.START
         while True:
             async with db.read() as conn:
                 batch, cursor = await feed.read(conn, after=cursor, limit=50, **filters)
-            if not batch:
-                return found
             found.extend(batch)
+            if batch:
+                continue
+            if len(found) >= at_least or asyncio.get_running_loop().time() > deadline:
+                return found
+            await asyncio.sleep(0.05)
     finally:
         await db.dispose()
 
@@ -64,7 +71,7 @@ async def test_a_user_lifecycle_records_its_events(
     assert c.patch(directory.url(f"/Groups/{group['id']}"), json=add).status_code == 204
     assert c.delete(directory.url(f"/Users/{uid}")).status_code == 204
 
-    events = await _all_events(server.database_url, directory_id=directory.id)
+    events = await _all_events(server.database_url, 8, directory_id=directory.id)
     assert [e.type for e in events] == [
         "user.created",
         "group.created",
@@ -91,7 +98,7 @@ async def test_failed_requests_record_no_events(server: LiveServer, directory: D
     c = directory.client
     name = f"dup-{uuid.uuid4()}@contoso.com"
     assert c.post(directory.url("/Users"), json=_user(name)).status_code == 201
-    before = await _all_events(server.database_url, directory_id=directory.id)
+    before = await _all_events(server.database_url, 1, directory_id=directory.id)
     uid = before[-1].data["user"]["id"]
     assert c.post(directory.url("/Users"), json=_user(name.upper())).status_code == 409
     bad = _patch(
@@ -104,7 +111,7 @@ async def test_failed_requests_record_no_events(server: LiveServer, directory: D
         {"op": "add", "path": "members", "value": [{"value": uid}, {"value": "no-such-user"}]}
     )
     assert c.patch(directory.url(f"/Groups/{group['id']}"), json=missing).status_code == 400
-    after = await _all_events(server.database_url, directory_id=directory.id)
+    after = await _all_events(server.database_url, len(before) + 1, directory_id=directory.id)
     assert [e.type for e in after[len(before) :]] == ["group.created"]
 
 
@@ -152,7 +159,9 @@ async def test_concurrent_writers_and_a_polling_consumer(
     await asyncio.gather(*(writer(n) for n in range(8)))
     done.set()
     await reader
-    everything = [e.id for e in await _all_events(server.database_url, directory_id=directory.id)]
+    everything = [
+        e.id for e in await _all_events(server.database_url, 8 * 15, directory_id=directory.id)
+    ]
     assert len(everything) == 8 * 15
     assert len(seen) == len(set(seen)), "an event was delivered twice"
     assert seen == everything, "the consumer missed events or saw them out of feed order"
