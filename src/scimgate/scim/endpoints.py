@@ -98,10 +98,12 @@ class ScimEndpoints:
 
     # -- authentication -------------------------------------------------------------
 
-    async def caller(self, request: Request) -> Caller:
+    async def caller(self, request: Request, conn: AsyncConnection | None = None) -> Caller:
+        """Authenticate the request (on ``conn`` when given: a read then costs one
+        connection, not two)."""
         directory_id = request.path_params["directory_id"]
         token = _bearer(request)
-        directory = await self.tenancy.authenticate(directory_id, token or "")
+        directory = await self.tenancy.authenticate(directory_id, token or "", conn)
         if directory is None:
             raise ScimError(
                 401,
@@ -209,27 +211,31 @@ class ScimEndpoints:
     # -- users --------------------------------------------------------------------------
 
     async def list_users(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        params = self._list_params(dict(request.query_params), "User")
-        return await self._search_users(caller, params)
+        async with self.db.read() as conn:
+            caller = await self.caller(request, conn)
+            params = self._list_params(dict(request.query_params), "User")
+            return await self._search(conn, caller, "User", params)
 
     async def search_users(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        body = search_body(await read_json(request, self.settings.max_body_bytes))
-        return await self._search_users(caller, self._list_params(body, "User"))
-
-    async def _search_users(self, caller: Caller, params: ListParams) -> Response:
-        where, order = self._where(params, "User"), self._order(params, "User")
         async with self.db.read() as conn:
-            page = await user_repo.search(
-                conn, caller.directory_id, where, order, params.start_index - 1, params.count
-            )
-            items = await self._render(conn, caller, "User", page.records, params)
+            caller = await self.caller(request, conn)
+            body = search_body(await read_json(request, self.settings.max_body_bytes))
+            return await self._search(conn, caller, "User", self._list_params(body, "User"))
+
+    async def _search(
+        self, conn: AsyncConnection, caller: Caller, resource_type: str, params: ListParams
+    ) -> Response:
+        where, order = self._where(params, resource_type), self._order(params, resource_type)
+        repo = user_repo if resource_type == "User" else group_repo
+        page = await repo.search(
+            conn, caller.directory_id, where, order, params.start_index - 1, params.count
+        )
+        items = await self._render(conn, caller, resource_type, page.records, params)
         return self._list_response(params, page, items)
 
     async def get_user(self, request: Request) -> Response:
-        caller = await self.caller(request)
         async with self.db.read() as conn:
+            caller = await self.caller(request, conn)
             record = await self._user(conn, caller, request.path_params["id"])
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
@@ -357,27 +363,20 @@ class ScimEndpoints:
         return record
 
     async def list_groups(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        params = self._list_params(dict(request.query_params), "Group")
-        return await self._search_groups(caller, params)
+        async with self.db.read() as conn:
+            caller = await self.caller(request, conn)
+            params = self._list_params(dict(request.query_params), "Group")
+            return await self._search(conn, caller, "Group", params)
 
     async def search_groups(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        body = search_body(await read_json(request, self.settings.max_body_bytes))
-        return await self._search_groups(caller, self._list_params(body, "Group"))
-
-    async def _search_groups(self, caller: Caller, params: ListParams) -> Response:
-        where, order = self._where(params, "Group"), self._order(params, "Group")
         async with self.db.read() as conn:
-            page = await group_repo.search(
-                conn, caller.directory_id, where, order, params.start_index - 1, params.count
-            )
-            items = await self._render(conn, caller, "Group", page.records, params)
-        return self._list_response(params, page, items)
+            caller = await self.caller(request, conn)
+            body = search_body(await read_json(request, self.settings.max_body_bytes))
+            return await self._search(conn, caller, "Group", self._list_params(body, "Group"))
 
     async def get_group(self, request: Request) -> Response:
-        caller = await self.caller(request)
         async with self.db.read() as conn:
+            caller = await self.caller(request, conn)
             record = await self._group(conn, caller, request.path_params["id"])
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
