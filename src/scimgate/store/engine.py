@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "scimgate_write"
@@ -48,20 +48,23 @@ def async_url(database_url: str) -> URL:
     return sync_url(database_url)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would otherwise
-    # begin lazily, as DEFERRED, on the first write).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=NORMAL",
-        "PRAGMA foreign_keys=ON",
-        "PRAGMA busy_timeout=30000",
-        "PRAGMA case_sensitive_like=ON",
-    ):
-        cursor.execute(pragma)
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would otherwise
+        # begin lazily, as DEFERRED, on the first write).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            f"PRAGMA busy_timeout={busy_timeout_ms}",
+            "PRAGMA case_sensitive_like=ON",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -71,10 +74,29 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN DEFERRED")
 
 
-def configure_sqlite(sync_engine: Any) -> None:
-    """Install the connect/begin hooks on a (sync) SQLite engine."""
-    event.listen(sync_engine, "connect", _sqlite_on_connect)
+def configure_sqlite(sync_engine: Any, busy_timeout_ms: int = 30_000) -> None:
+    """Install the connect/begin hooks on a (sync) SQLite engine. ``busy_timeout_ms`` is
+    how long one statement may block waiting for another process's lock."""
+    event.listen(sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
     event.listen(sync_engine, "begin", _sqlite_on_begin)
+
+
+_INLINE_BUSY_MS = 50
+_LOCK_WAIT_S = 30.0
+
+
+async def _begin_immediate(sync: Connection) -> Any:
+    """BEGIN IMMEDIATE on SQLite, waiting for another process's write lock without
+    blocking the event loop: each attempt waits at most _INLINE_BUSY_MS, then we sleep."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _LOCK_WAIT_S
+    while True:
+        try:
+            return sync.begin()
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or loop.time() > deadline:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.02))
 
 
 class InlineConnection:
@@ -118,7 +140,9 @@ class Database:
                 max_overflow=0,
                 connect_args={"check_same_thread": False},
             )
-            configure_sqlite(self.sync_engine)
+            # Statements run on the event loop: never let one block it for long waiting
+            # for another process's write lock; write() retries BEGIN asynchronously.
+            configure_sqlite(self.sync_engine, busy_timeout_ms=_INLINE_BUSY_MS)
             return
         self.engine: AsyncEngine = create_async_engine(
             url,
@@ -157,7 +181,7 @@ class Database:
         async with self._sqlite_writer:
             with self.sync_engine.connect() as sync:
                 sync.execution_options(**{_WRITE: True})
-                with sync.begin():
+                with await _begin_immediate(sync):
                     yield cast(AsyncConnection, InlineConnection(sync))
 
     async def transact(

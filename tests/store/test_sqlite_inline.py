@@ -1,0 +1,63 @@
+"""SQLite runs inline on the event loop: waiting for another process's write lock must
+not block the loop, and the write must still happen once the lock is free."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from scimgate.store.engine import Database
+from scimgate.store.migrate import upgrade
+
+
+async def test_a_write_waits_for_a_foreign_lock_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    db = Database(url)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer, in effect
+    release_after = 0.5
+    threading.Timer(release_after, holder.execute, args=("COMMIT",)).start()
+
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        for _ in range(60):
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async def writer() -> float:
+        start = time.monotonic()
+        async with db.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO organizations (id, name, created_at, updated_at) "
+                    "VALUES ('o1', 'n', '2026-01-01', '2026-01-01')"
+                )
+            )
+        return time.monotonic() - start
+
+    try:
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.03)  # the ticker is running before the write starts
+        waited = await writer()
+        await ticking
+        async with db.read() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM organizations"))).scalar_one()
+    finally:
+        await db.dispose()
+        holder.close()
+    assert count == 1, "the write must happen once the lock is released"
+    assert waited >= release_after * 0.8, "the write cannot have run while the lock was held"
+    assert max(gaps) < 0.2, f"the event loop was blocked for {max(gaps):.3f} s"
