@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, Table, func, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory import users as user_store
@@ -287,6 +287,37 @@ def _user_conditions(f: UserFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
+async def _resource_page(
+    conn: AsyncConnection,
+    table: Table,
+    columns: Sequence[ColumnElement[Any]],
+    conditions: list[ColumnElement[bool]],
+    kind: str,
+    scope: Sequence[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], str | None]:
+    """One keyset page of users or groups after ``cursor``, by (created_at | updated_at,
+    id): one index walk per directory of the scope, merged (or one walk over all)."""
+    stamp = table.c.updated_at if kind == _BY_UPDATED else table.c.created_at
+    keys = (stamp, table.c.id)
+    if cursor is not None:
+        conditions = [*conditions, _after(keys, decode_cursor(cursor, kind))]
+
+    def build(directory_id: str | None) -> Select[Any]:
+        query = select(*columns).where(*conditions)
+        if directory_id is not None:
+            query = query.where(table.c.directory_id == directory_id)
+        return query.order_by(*keys).limit(limit + 1)
+
+    if scope is None:
+        rows = list(await conn.execute(build(None)))
+    else:
+        order = (stamp.name, "id")
+        rows = await _merged(conn, scope, build, order, limit + 1)
+    return _page(rows, limit, kind, lambda r: (getattr(r, stamp.name), r.id))
+
+
 async def list_users(
     conn: AsyncConnection,
     f: UserFilter,
@@ -300,29 +331,8 @@ async def list_users(
     if f.group_id is not None:
         return await _users_in_group(conn, f, limit, cursor, include_groups)
     kind = _BY_UPDATED if f.updated_since is not None else _BY_CREATED
-    stamp = users.c.updated_at if kind == _BY_UPDATED else users.c.created_at
-    keys = (stamp, users.c.id)
-    after = decode_cursor(cursor, kind) if cursor is not None else None
-    conditions = _user_conditions(f)
-    if after is not None:
-        conditions.append(_after(keys, after))
-
-    def build(directory_id: str | None) -> Select[Any]:
-        query = select(*_USER_COLUMNS).where(*conditions)
-        if directory_id is not None:
-            query = query.where(users.c.directory_id == directory_id)
-        return query.order_by(*keys).limit(limit + 1)
-
-    if f.scope is None:
-        rows = list(await conn.execute(build(None)))
-    else:
-        order = ("updated_at" if kind == _BY_UPDATED else "created_at", "id")
-        rows = await _merged(conn, f.scope, build, order, limit + 1)
-    kept, next_cursor = _page(
-        rows,
-        limit,
-        kind,
-        lambda r: (r.updated_at if kind == _BY_UPDATED else r.created_at, r.id),
+    kept, next_cursor = await _resource_page(
+        conn, users, _USER_COLUMNS, _user_conditions(f), kind, f.scope, limit, cursor
     )
     items = await _normalized_users(conn, [_record(r) for r in kept], include_groups)
     return ReadPage(items, next_cursor)
@@ -422,8 +432,6 @@ async def list_groups(
     if f.scope is not None and not f.scope:
         return ReadPage([], None)
     kind = _BY_UPDATED if f.updated_since is not None else _BY_CREATED
-    stamp = groups.c.updated_at if kind == _BY_UPDATED else groups.c.created_at
-    keys = (stamp, groups.c.id)
     conditions: list[ColumnElement[bool]] = []
     if f.external_id is not None:
         conditions.append(groups.c.external_id == f.external_id)
@@ -431,25 +439,8 @@ async def list_groups(
         conditions.append(groups.c.display_name_key == fold(f.display_name))
     if f.updated_since is not None:
         conditions.append(groups.c.updated_at >= f.updated_since)
-    if cursor is not None:
-        conditions.append(_after(keys, decode_cursor(cursor, kind)))
-
-    def build(directory_id: str | None) -> Select[Any]:
-        query = select(*_GROUP_COLUMNS).where(*conditions)
-        if directory_id is not None:
-            query = query.where(groups.c.directory_id == directory_id)
-        return query.order_by(*keys).limit(limit + 1)
-
-    if f.scope is None:
-        rows = list(await conn.execute(build(None)))
-    else:
-        order = ("updated_at" if kind == _BY_UPDATED else "created_at", "id")
-        rows = await _merged(conn, f.scope, build, order, limit + 1)
-    kept, next_cursor = _page(
-        rows,
-        limit,
-        kind,
-        lambda r: (r.updated_at if kind == _BY_UPDATED else r.created_at, r.id),
+    kept, next_cursor = await _resource_page(
+        conn, groups, _GROUP_COLUMNS, conditions, kind, f.scope, limit, cursor
     )
     return ReadPage(await _normalized_groups(conn, [_record(r) for r in kept]), next_cursor)
 
