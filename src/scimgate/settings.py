@@ -7,7 +7,7 @@ itself and passes it to :func:`scimgate.create_app`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///scimgate.db"
@@ -51,9 +51,6 @@ class Settings:
     default_page_size: int = 100
     """Page size when the client sends no ``count``."""
 
-    log_request_bodies: bool = False
-    """Off by default: bodies carry personal data. Tokens are never logged."""
-
     db_pool_size: int = 20
     """Connections kept open per process (PostgreSQL). Keep it at or above the number of
     requests a process serves at once: overflow connections are opened and closed per
@@ -72,8 +69,6 @@ class Settings:
     webhook_concurrency: int = 10
     """Webhook requests one worker sends at a time."""
 
-    extra: dict[str, Any] = field(default_factory=dict)
-
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Settings from the environment; keyword arguments that are not None win."""
@@ -83,7 +78,6 @@ class Settings:
             max_body_bytes=_env_int("SCIMGATE_MAX_BODY_BYTES", cls.max_body_bytes),
             max_page_size=_env_int("SCIMGATE_MAX_PAGE_SIZE", cls.max_page_size),
             default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
-            log_request_bodies=_env_bool("SCIMGATE_LOG_REQUEST_BODIES", False),
             db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", cls.db_pool_size),
             webhook_allow_private=_env_bool("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", False),
             event_retention_days=_env_int(

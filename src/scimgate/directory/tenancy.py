@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
@@ -152,7 +153,7 @@ class Tenancy:
         }
         async with self.db.write() as conn:
             await conn.execute(directories.insert().values(**row))
-        return directory_from_row(_Row(row)), token
+        return directory_from_row(SimpleNamespace(**row)), token
 
     async def get_directory(self, directory_id: str) -> Directory:
         async with self.db.read() as conn:
@@ -273,9 +274,7 @@ class Tenancy:
         return await self.list_directories(org_id)
 
     async def set_enabled(self, directory_id: str, enabled: bool) -> Directory:
-        async with self.db.write() as conn:
-            await self._update(conn, directory_id, enabled=enabled)
-        return await self.get_directory(directory_id)
+        return await self.update_directory(directory_id, enabled=enabled)
 
     async def _update(self, conn: AsyncConnection, directory_id: str, **values: Any) -> None:
         result = await conn.execute(
@@ -302,10 +301,3 @@ class Tenancy:
         if not token_matches(token, row.token_hash) or not row.enabled:
             return None
         return replace(directory_from_row(row), organization_external_id=row.org_external_id)
-
-
-class _Row:
-    """Attribute access over a dict, so freshly inserted rows map like fetched ones."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Final
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -318,7 +319,7 @@ class Webhooks:
                 await conn.execute(webhook_endpoints.insert().values(**row))
         except IntegrityError as exc:  # the organization or directory was just deleted
             raise NotFound(f"no organization with id {organization_id!r}") from exc
-        return _endpoint(_Row(row)), secret
+        return _endpoint(SimpleNamespace(**row)), secret
 
     async def _check_owner(
         self, conn: AsyncConnection, organization_id: str, directory_id: str | None
@@ -560,10 +561,3 @@ class Webhooks:
     def _notify(self) -> None:
         if self.notify is not None:
             self.notify()
-
-
-class _Row:
-    """Attribute access over a dict, so a freshly inserted row maps like a fetched one."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

@@ -32,7 +32,7 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 def sync_url(database_url: str) -> URL:
-    """The URL with this project's synchronous driver (used by migrations and the CLI)."""
+    """The URL with this project's driver: psycopg 3 (sync and async) or sqlite3."""
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend in {"postgresql", "postgres"}:
@@ -40,12 +40,6 @@ def sync_url(database_url: str) -> URL:
     if backend == "sqlite":
         return url.set(drivername="sqlite")
     raise ValueError(f"unsupported database {backend!r}: use sqlite:///path.db or postgresql://…")
-
-
-def async_url(database_url: str) -> URL:
-    """The URL the server's engine uses: psycopg 3 (async) for PostgreSQL; SQLite keeps
-    the synchronous driver, run inline (see :class:`InlineConnection`)."""
-    return sync_url(database_url)
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -129,7 +123,8 @@ class Database:
     """
 
     def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
-        url = async_url(database_url)
+        # psycopg 3 serves both the sync and the async engine; SQLite is driven inline.
+        url = sync_url(database_url)
         self.url = url
         self.dialect = url.get_backend_name()
         self._sqlite_writer = asyncio.Lock()
