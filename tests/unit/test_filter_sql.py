@@ -15,7 +15,12 @@ import pytest
 from sqlalchemy import Engine, create_engine, insert, select
 
 from scimgate.scim.errors import ScimError
-from scimgate.scim.filter_sql import MAX_FILTER_LENGTH, compile_filter, sort_expression
+from scimgate.scim.filter_sql import (
+    MAX_FILTER_LENGTH,
+    column_match,
+    compile_filter,
+    sort_expression,
+)
 from scimgate.store import tables
 from scimgate.store.engine import configure_sqlite, sync_url
 
@@ -436,3 +441,57 @@ def test_sort_errors(engine: Engine, sort_by: str) -> None:
         sort_expression(sort_by, resource_type, engine.dialect.name)  # type: ignore[arg-type]
     assert info.value.status == 400
     assert info.value.scim_type == "invalidValue"
+
+
+def _match_ids(engine: Engine, text: str, resource_type: str) -> set[str] | None:
+    match = column_match(text, resource_type)  # type: ignore[arg-type]
+    if match is None:
+        return None
+    table = tables.users if resource_type == "User" else tables.groups
+    query = select(table.c.id).where(
+        table.c.directory_id == D1, table.c[match.column] == match.value
+    )
+    with engine.connect() as conn:
+        return set(conn.scalars(query))
+
+
+MATCH_CASES = [
+    ("User", 'userName eq "alice@example.com"'),
+    ("User", 'USERNAME EQ "ALICE@EXAMPLE.COM"'),
+    ("User", 'userName eq "STRAßE@example.com"'),
+    ("User", ' userName  eq  "STRASSE@example.com" '),
+    ("User", 'userName eq ""'),
+    ("User", 'id eq "u-alice"'),
+    ("User", 'id eq "U-ALICE"'),
+    ("User", 'externalId eq "ext-A"'),
+    ("User", 'externalid eq "EXT-a"'),
+    ("Group", 'displayName eq "sales"'),
+    ("Group", 'DISPLAYNAME eq "SALES"'),
+    ("Group", 'externalId eq "nope"'),
+    ("Group", 'id eq "g-eng"'),
+]
+
+
+@pytest.mark.parametrize(("resource_type", "text"), MATCH_CASES)
+def test_column_match_selects_what_the_full_filter_selects(
+    engine: Engine, resource_type: str, text: str
+) -> None:
+    """The no-parse fast path for IdPs' match-before-create agrees with compile_filter."""
+    assert _match_ids(engine, text, resource_type) == _ids(engine, text, resource_type)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "text"),
+    [
+        ("User", 'displayName eq "Bob"'),  # not an indexed column on users: lower()
+        ("Group", 'userName eq "x"'),  # not a Group attribute: the full path says so
+        ("User", 'userName ne "x"'),
+        ("User", 'userName eq "a\\"b"'),  # escapes are the parser's job
+        ("User", f'{CORE}:userName eq "x"'),
+        ("User", 'userName eq "a" or userName eq "b"'),
+        ("User", 'userName eq "nul\x00"'),
+        ("User", "userName eq true"),
+    ],
+)
+def test_column_match_leaves_everything_else_to_the_parser(resource_type: str, text: str) -> None:
+    assert column_match(text, resource_type) is None  # type: ignore[arg-type]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -51,11 +52,48 @@ def record_columns(table: Table) -> tuple[ColumnElement[Any], ...]:
     return (c.id, c.directory_id, c.data, c.version, c.created_at, c.updated_at)
 
 
+@dataclass(frozen=True)
+class ColumnMatch:
+    """``column = value`` on one of a table's indexed columns: the filter IdPs run before
+    every create (``userName eq "…"``), searched with statements built once."""
+
+    column: str
+    value: str
+
+
+Where = ColumnElement[bool] | ColumnMatch | None
+
+
+@dataclass(frozen=True)
+class _Search:
+    page: Select[Any]
+    count: Select[Any]
+
+
+def _search_statements(
+    table: Table, conditions: list[ColumnElement[bool]], order_by: Sequence[ColumnElement[Any]]
+) -> _Search:
+    conditions = [table.c.directory_id == bindparam("directory_id"), *conditions]
+    return _Search(
+        page=select(*record_columns(table), func.count().over().label("total_results"))
+        .where(*conditions)
+        .order_by(*order_by, table.c.created_at, table.c.id)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit")),
+        count=select(func.count()).select_from(table).where(*conditions),
+    )
+
+
+@cache
+def _match_statements(table: Table, column: str) -> _Search:
+    return _search_statements(table, [table.c[column] == bindparam("value")], ())
+
+
 async def search(
     conn: AsyncConnection,
     table: Table,
     directory_id: str,
-    where: ColumnElement[bool] | None,
+    where: Where,
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
@@ -65,21 +103,18 @@ async def search(
     The total rides along with the page (``count(*) OVER ()``), so a list request is one
     query; only a page past the end needs a separate count.
     """
-    conditions = [table.c.directory_id == directory_id]
-    if where is not None:
-        conditions.append(where)
-    count = select(func.count()).select_from(table).where(*conditions)
+    params: dict[str, Any] = {"directory_id": directory_id, "offset": offset, "limit": limit}
+    if isinstance(where, ColumnMatch) and not order_by:
+        statements = _match_statements(table, where.column)
+        params["value"] = where.value
+    else:
+        if isinstance(where, ColumnMatch):
+            where = table.c[where.column] == where.value
+        statements = _search_statements(table, [] if where is None else [where], order_by)
     if limit <= 0:
-        return Page((await conn.execute(count)).scalar_one(), [])
-    query = (
-        select(*record_columns(table), func.count().over().label("total_results"))
-        .where(*conditions)
-        .order_by(*order_by, table.c.created_at, table.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    rows = list(await conn.execute(query))
+        return Page((await conn.execute(statements.count, params)).scalar_one(), [])
+    rows = list(await conn.execute(statements.page, params))
     if rows:
         return Page(rows[0].total_results, [record_from_row(r) for r in rows])
-    total = (await conn.execute(count)).scalar_one() if offset > 0 else 0
+    total = (await conn.execute(statements.count, params)).scalar_one() if offset > 0 else 0
     return Page(total, [])

@@ -7,7 +7,7 @@ token is the only key to its data.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -56,8 +56,6 @@ class Directory:
     rules: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
-    organization_external_id: str | None = None
-    """Filled by authenticate(), so events recorded for a SCIM request carry it."""
 
 
 def organization_from_row(row: Any) -> Organization:
@@ -77,12 +75,30 @@ def directory_from_row(row: Any) -> Directory:
     return Directory(**{c.name: getattr(row, c.name) for c in DIRECTORY_COLUMNS})
 
 
+@dataclass(frozen=True)
+class DirectoryAccess:
+    """What a SCIM request needs of the directory its token opened: who owns it (for the
+    events it records) and its acceptance rules. Read fresh on every request, so a rotated
+    token or a disabled directory stops working at once, in every process."""
+
+    id: str
+    organization_id: str
+    organization_external_id: str | None
+    rules: dict[str, Any] | None
+
+
 _AUTHENTICATE = (
-    select(directories, organizations.c.external_id.label("org_external_id"))
+    select(
+        directories.c.token_hash,
+        directories.c.enabled,
+        directories.c.organization_id,
+        directories.c.rules,
+        organizations.c.external_id,
+    )
     .join(organizations, organizations.c.id == directories.c.organization_id)
     .where(directories.c.id == bindparam("directory_id"))
 )
-"""Runs on every SCIM request: built once, so SQLAlchemy skips rebuilding and re-keying it."""
+"""Runs on every SCIM request: built once, and only the columns a request needs."""
 
 
 class Tenancy:
@@ -287,7 +303,7 @@ class Tenancy:
 
     async def authenticate(
         self, directory_id: str, token: str, conn: AsyncConnection | None = None
-    ) -> Directory | None:
+    ) -> DirectoryAccess | None:
         """The enabled directory this token opens, or None (wrong token, another
         directory's token, disabled directory). Unknown ids raise NotFound: directory ids
         are random, so saying so leaks nothing and tells an admin the Tenant URL is off."""
@@ -298,6 +314,7 @@ class Tenancy:
             row = (await conn.execute(_AUTHENTICATE, {"directory_id": directory_id})).first()
         if row is None:
             raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
-        if not token_matches(token, row.token_hash) or not row.enabled:
+        token_hash, enabled, organization_id, directory_rules, org_external_id = row
+        if not token_matches(token, token_hash) or not enabled:
             return None
-        return replace(directory_from_row(row), organization_external_id=row.org_external_id)
+        return DirectoryAccess(directory_id, organization_id, org_external_id, directory_rules)

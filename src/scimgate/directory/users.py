@@ -151,7 +151,7 @@ async def delete_user(unit: Unit, current: ResourceRecord) -> None:
 async def search(
     conn: AsyncConnection,
     directory_id: str,
-    where: ColumnElement[bool] | None,
+    where: records.Where,
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,

@@ -19,12 +19,12 @@ from starlette.responses import Response
 from scimgate.directory import groups as group_repo
 from scimgate.directory import rules
 from scimgate.directory import users as user_repo
-from scimgate.directory.records import Page, ResourceRecord
-from scimgate.directory.tenancy import Directory, Tenancy
+from scimgate.directory.records import Page, ResourceRecord, Where
+from scimgate.directory.tenancy import DirectoryAccess, Tenancy
 from scimgate.directory.unit import Unit, run_unit
 from scimgate.events.bus import EventBus
 from scimgate.scim.errors import ScimError, not_found
-from scimgate.scim.filter_sql import compile_filter, sort_expression
+from scimgate.scim.filter_sql import column_match, compile_filter, sort_expression
 from scimgate.scim.http import check_if_match, not_modified, read_json, scim_response
 from scimgate.scim.params import ListParams, list_params, search_body, selection_params
 from scimgate.scim.patch import apply_user_patch, plan_group_patch
@@ -49,7 +49,7 @@ _UNKNOWN = object()
 class Caller:
     """An authenticated request: the directory it may touch and that directory's base URL."""
 
-    directory: Directory
+    directory: DirectoryAccess
     scim_base: str
 
     @property
@@ -123,9 +123,12 @@ class ScimEndpoints:
             max_count=self.settings.max_page_size,
         )
 
-    def _where(self, params: ListParams, resource_type: str) -> ColumnElement[bool] | None:
+    def _where(self, params: ListParams, resource_type: str) -> Where:
         if params.filter is None:
             return None
+        match = column_match(params.filter, resource_type)  # type: ignore[arg-type]
+        if match is not None:
+            return match
         return compile_filter(params.filter, resource_type, self.db.dialect)  # type: ignore[arg-type]
 
     def _order(self, params: ListParams, resource_type: str) -> list[ColumnElement[Any]]:

@@ -42,6 +42,7 @@ Semantics, decided once for every attribute:
 from __future__ import annotations
 
 import operator
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from scimgate.directory.keys import fold
+from scimgate.directory.records import ColumnMatch
 from scimgate.scim.errors import ScimError, invalid_filter, invalid_value
 from scimgate.store import tables
 
@@ -92,6 +94,7 @@ __all__ = [
     "MAX_FILTER_DEPTH",
     "MAX_FILTER_LENGTH",
     "MAX_FILTER_TERMS",
+    "column_match",
     "compile_filter",
     "sort_expression",
 ]
@@ -147,6 +150,44 @@ def compile_filter(text: str, resource_type: ResourceType, dialect: str) -> Colu
         return _Compiler(scope).visit(ast)
     except ScimError as exc:
         raise invalid_filter(f"{exc.detail}, in the filter {_quote(text)}") from exc
+
+
+# `attr eq "value"` with a plain value (no escapes): the rest goes to the full parser.
+_SIMPLE_EQ = re.compile(r'\s*([A-Za-z]+)\s+[eE][qQ]\s+"([^"\\]*)"\s*')
+_MATCH_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
+    # attribute (folded) -> (indexed column, whether the value is folded as its key is)
+    "User": {
+        "id": ("id", False),
+        "externalid": ("external_id", False),
+        "username": ("user_name_key", True),
+    },
+    "Group": {
+        "id": ("id", False),
+        "externalid": ("external_id", False),
+        "displayname": ("display_name_key", True),
+    },
+}
+
+
+def column_match(text: str, resource_type: ResourceType) -> ColumnMatch | None:
+    """The same condition :func:`compile_filter` builds, for the filters IdPs send before
+    every create (``userName eq "…"``, ``externalId eq "…"``, a group's ``displayName eq
+    "…"``, ``id eq "…"``), without parsing the filter or building an expression: the
+    repositories run a statement built once. None for every other filter.
+
+    The semantics are those of ``_ResourceScope._column`` (folded keys for ``userName`` and
+    a group's ``displayName``, exact match for ``id`` and ``externalId``);
+    tests/unit/test_filter_sql.py checks both paths select the same rows.
+    """
+    match = _SIMPLE_EQ.fullmatch(text)
+    if match is None or len(text) > MAX_FILTER_LENGTH:
+        return None
+    target = _MATCH_COLUMNS[resource_type].get(match.group(1).casefold())
+    value = match.group(2)
+    if target is None or "\x00" in value or not _is_utf8(value):
+        return None  # the full path names the attribute or the bad character
+    column, folded = target
+    return ColumnMatch(column, fold(value) if folded else value)
 
 
 def sort_expression(sort_by: str, resource_type: ResourceType, dialect: str) -> ColumnElement[Any]:

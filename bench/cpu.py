@@ -1,0 +1,216 @@
+"""Server CPU per SCIM operation, in-process: no HTTP, no client, no other load.
+
+    python bench/cpu.py [--backend sqlite|postgresql|both] [--users 300] [--dialect legacy]
+
+Builds the whole app with ``create_app`` (middleware included, webhook worker off) on a
+fresh database and drives it with ASGI calls one at a time, with the bodies of
+``bench/loadgen.py``. Prints the CPU time (``time.process_time``) per request for each
+operation. It is the quickest way to see what a change to the request path saves: the
+figures are stable to a few per cent, unlike throughput on a shared machine. The HTTP
+server's own cost (uvicorn, httptools, sockets) is not included; ``bench/run.py`` measures
+everything together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+import loadgen  # noqa: E402
+
+harness.use_src()
+
+from scimgate.app import create_app  # noqa: E402
+from scimgate.settings import Settings  # noqa: E402
+
+Asgi = Callable[..., Any]
+
+
+class Driver:
+    """Calls an ASGI app the way uvicorn does, minus the sockets."""
+
+    def __init__(self, app: Asgi, token: str) -> None:
+        self.app = app
+        self.headers = [
+            (b"host", b"127.0.0.1"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/scim+json"),
+        ]
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        raw = b"" if body is None else json.dumps(body).encode()
+        target, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [*self.headers, (b"content-length", str(len(raw)).encode())],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        sent = False
+        status = 0
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        data = b"".join(chunks)
+        return status, json.loads(data) if data else None
+
+
+async def lifespan(app: Asgi) -> Callable[[], Any]:
+    """Run the app's startup (migrations); return a coroutine factory for its shutdown."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+    started = await outbox.get()
+    assert started["type"] == "lifespan.startup.complete", started
+
+    async def shutdown() -> None:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await task
+
+    return shutdown
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.cpu: dict[str, list[float]] = {}
+
+    async def run(
+        self,
+        driver: Driver,
+        op: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> Any:
+        start = time.process_time()
+        status, data = await driver.call(method, path, body)
+        self.cpu.setdefault(op, []).append(time.process_time() - start)
+        if status not in expect:
+            raise SystemExit(f"{op}: {method} {path} → {status} {data}")
+        return data
+
+
+async def measure(backend: str, users: int, dialect: str) -> dict[str, float]:
+    with harness.fresh_database(backend) as url:
+        settings = Settings.from_env(database_url=url, webhook_worker=False)
+        app = create_app(settings)
+        shutdown = await lifespan(app)
+        tenancy = app.state.tenancy
+        org = await tenancy.create_organization("Bench")
+        directory, token = await tenancy.create_directory(org.id, "entra", "entra")
+        d = Driver(app, token)
+        base = f"/scim/v2/{directory.id}"
+        q = "?aadOptscim062020" if dialect == "compliant" else ""
+        sep = "&" if q else "?"
+        rng = random.Random(7)
+        people, teams = loadgen.make_population(rng, users, 2, min(100, users), "cpu")
+        t = Timer()
+        for u in people:
+            flt = loadgen.eq_filter("userName", u.user_name)
+            await t.run(d, "match_user (miss)", "GET", f"{base}/Users{q}{sep}filter={flt}")
+            created = await t.run(
+                d, "create_user", "POST", f"{base}/Users{q}", loadgen.user_body(u), (201,)
+            )
+            u.id = created["id"]
+        for u in people:
+            flt = loadgen.eq_filter("userName", u.user_name)
+            await t.run(d, "match_user (hit)", "GET", f"{base}/Users{q}{sep}filter={flt}")
+            await t.run(d, "get_user", "GET", f"{base}/Users/{u.id}{q}")
+        for g in teams:
+            created = await t.run(
+                d, "create_group", "POST", f"{base}/Groups{q}", loadgen.group_body(g), (201,)
+            )
+            g.id = created["id"]
+            ids = [m.id for m in g.members if m.id]
+            for i in range(0, len(ids), 10):
+                await t.run(
+                    d,
+                    "add_members (10)",
+                    "PATCH",
+                    f"{base}/Groups/{g.id}{q}",
+                    loadgen.add_members_patch(ids[i : i + 10], dialect),
+                    (200, 204),
+                )
+            for member_id in ids[:20]:
+                await t.run(
+                    d,
+                    "remove_member",
+                    "PATCH",
+                    f"{base}/Groups/{g.id}{q}",
+                    loadgen.remove_member_patch(member_id, dialect),
+                    (200, 204),
+                )
+        for n, u in enumerate(people):
+            await t.run(
+                d,
+                "patch_user",
+                "PATCH",
+                f"{base}/Users/{u.id}{q}",
+                loadgen.attribute_patch(u, dialect, n),
+            )
+        for u in people:
+            await t.run(
+                d,
+                "deactivate_user",
+                "PATCH",
+                f"{base}/Users/{u.id}{q}",
+                loadgen.deactivate_patch(dialect),
+            )
+        for u in people:
+            await t.run(d, "delete_user", "DELETE", f"{base}/Users/{u.id}{q}", None, (204,))
+        await shutdown()
+    return {op: 1e6 * sorted(v)[len(v) // 2] for op, v in t.cpu.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--dialect", choices=["legacy", "compliant"], default="legacy")
+    args = parser.parse_args()
+    backends = harness.BACKENDS if args.backend == "both" else (args.backend,)
+    results = {b: loadgen.run_async(measure(b, args.users, args.dialect)) for b in backends}
+    print(f"median server CPU per request, µs ({args.dialect} dialect, in-process, no HTTP)")
+    print(f"{'operation':<20}" + "".join(f"{b:>12}" for b in backends))
+    for op in results[backends[0]]:
+        print(f"{op:<20}" + "".join(f"{results[b][op]:>12.0f}" for b in backends))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
