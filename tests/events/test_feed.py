@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from scimgate.events import feed, outbox
-from scimgate.store.engine import Database
+from scimgate.store.engine import Database, PostgresConnection
 from tests.live import Directory, LiveServer
 
 
@@ -178,7 +178,7 @@ async def test_late_commit_of_an_earlier_sequence_value_is_not_skipped(database_
             pytest.skip("SQLite serialises writers: a later sequence value cannot commit first")
         async with db.engine.connect() as conn_a:
             tx_a = await conn_a.begin()
-            await outbox.write(conn_a, [ev[0]])
+            await outbox.write(PostgresConnection(conn_a), [ev[0]])
             async with db.write() as conn_b:
                 await outbox.write(conn_b, [ev[1]])
             async with db.read() as conn:

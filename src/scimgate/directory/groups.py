@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory import records
 from scimgate.directory.keys import fold
@@ -21,6 +20,8 @@ from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import InvalidInput
+from scimgate.store.engine import Conn
+from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
 
 CHUNK = 500
@@ -74,26 +75,30 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
 
 
 # Hot statements are built once (see users.py).
-_GET = select(*_RECORD_COLUMNS).where(
+_SELECT = select(*_RECORD_COLUMNS).where(
     groups.c.directory_id == bindparam("directory_id"), groups.c.id == bindparam("group_id")
 )
-_GET_FOR_UPDATE = _GET.with_for_update()
-_INSERT = groups.insert()
-_TOUCH = (
+_GET = Prepared(_SELECT)
+_GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
+_INSERT = Prepared(groups.insert(), column_keys=tuple(c.name for c in groups.c))
+_TOUCH_STATEMENT = (
     update(groups)
     .where(groups.c.id == bindparam("b_id"))
     .values(version=bindparam("b_version"), updated_at=bindparam("b_updated_at"))
 )
-_UPDATE = _TOUCH.values(
-    **{
-        name: bindparam(f"b_{name}")
-        for name in ("display_name", "display_name_key", "external_id", "data")
-    }
+_TOUCH = Prepared(_TOUCH_STATEMENT)
+_UPDATE = Prepared(
+    _TOUCH_STATEMENT.values(
+        **{
+            name: bindparam(f"b_{name}")
+            for name in ("display_name", "display_name_key", "external_id", "data")
+        }
+    )
 )
 
 
 async def get(
-    conn: AsyncConnection, directory_id: str, group_id: str, *, for_update: bool = False
+    conn: Conn, directory_id: str, group_id: str, *, for_update: bool = False
 ) -> ResourceRecord | None:
     row = (
         await conn.execute(
@@ -174,7 +179,7 @@ async def delete_group(unit: Unit, current: ResourceRecord) -> None:
 
 
 async def search(
-    conn: AsyncConnection,
+    conn: Conn,
     directory_id: str,
     where: records.Where,
     order_by: Sequence[ColumnElement[Any]],
@@ -186,7 +191,7 @@ async def search(
 
 
 async def _classify(
-    conn: AsyncConnection, directory_id: str, group_id: str, members: Mapping[str, str | None]
+    conn: Conn, directory_id: str, group_id: str, members: Mapping[str, str | None]
 ) -> list[dict[str, Any]]:
     """Membership rows for the given ids; refuses ids that are not a user or group here."""
     wanted = list(members)
@@ -331,7 +336,7 @@ _MEMBERS_OF = (
 )
 
 
-async def members_of(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[str, list[Member]]:
+async def members_of(conn: Conn, group_ids: Sequence[str]) -> dict[str, list[Member]]:
     """All members of each group, for rendering ``Group.members``."""
     found: dict[str, list[Member]] = {gid: [] for gid in group_ids}
     if not group_ids:
@@ -342,11 +347,8 @@ async def members_of(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[st
     return found
 
 
-async def member_count(conn: AsyncConnection, group_id: str) -> int:
-    return (
-        await conn.execute(
-            select(func.count())
-            .select_from(group_members)
-            .where(group_members.c.group_id == group_id)
-        )
-    ).scalar_one()
+async def member_count(conn: Conn, group_id: str) -> int:
+    result = await conn.execute(
+        select(func.count()).select_from(group_members).where(group_members.c.group_id == group_id)
+    )
+    return int(result.scalar_one())

@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, func, select, tuple_, union_all
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory import users as user_store
 from scimgate.directory.keys import fold
@@ -40,6 +39,7 @@ from scimgate.directory.tenancy import (
     organization_from_row,
 )
 from scimgate.errors import InvalidInput, NotFound
+from scimgate.store.engine import Conn
 from scimgate.store.tables import directories, group_members, groups, organizations, users
 
 MAX_SCOPE_DIRECTORIES = 200
@@ -119,7 +119,7 @@ def _after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> Colu
 
 
 async def directory_scope(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     directory_id: str | None = None,
     organization_id: str | None = None,
@@ -147,7 +147,7 @@ async def directory_scope(
     return scope
 
 
-async def _organization_ids(conn: AsyncConnection, directory_ids: set[str]) -> dict[str, str]:
+async def _organization_ids(conn: Conn, directory_ids: set[str]) -> dict[str, str]:
     if not directory_ids:
         return {}
     rows = await conn.execute(
@@ -159,7 +159,7 @@ async def _organization_ids(conn: AsyncConnection, directory_ids: set[str]) -> d
 
 
 async def _merged(
-    conn: AsyncConnection,
+    conn: Conn,
     scope: Sequence[str],
     build: Callable[[str], Select[Any]],
     order: Sequence[str],
@@ -182,7 +182,7 @@ async def _merged(
 
 
 async def list_organizations(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     external_id: str | None = None,
     limit: int = 100,
@@ -200,7 +200,7 @@ async def list_organizations(
     return [organization_from_row(r) for r in rows], next_cursor
 
 
-async def get_organization(conn: AsyncConnection, organization_id: str) -> Organization:
+async def get_organization(conn: Conn, organization_id: str) -> Organization:
     """By id only (``Tenancy.get_organization`` also matches external ids)."""
     row = (
         await conn.execute(select(organizations).where(organizations.c.id == organization_id))
@@ -210,7 +210,7 @@ async def get_organization(conn: AsyncConnection, organization_id: str) -> Organ
     return organization_from_row(row)
 
 
-async def get_organization_by_external_id(conn: AsyncConnection, external_id: str) -> Organization:
+async def get_organization_by_external_id(conn: Conn, external_id: str) -> Organization:
     row = (
         await conn.execute(select(organizations).where(organizations.c.external_id == external_id))
     ).first()
@@ -220,7 +220,7 @@ async def get_organization_by_external_id(conn: AsyncConnection, external_id: st
 
 
 async def list_directories(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     organization_id: str | None = None,
     limit: int = 100,
@@ -260,7 +260,7 @@ class UserFilter:
 
 
 async def _normalized_users(
-    conn: AsyncConnection, records: list[ResourceRecord], include_groups: bool
+    conn: Conn, records: list[ResourceRecord], include_groups: bool
 ) -> list[dict[str, Any]]:
     orgs = await _organization_ids(conn, {r.directory_id for r in records})
     memberships = (
@@ -288,7 +288,7 @@ def _user_conditions(f: UserFilter) -> list[ColumnElement[bool]]:
 
 
 async def _resource_page(
-    conn: AsyncConnection,
+    conn: Conn,
     table: Table,
     columns: Sequence[ColumnElement[Any]],
     conditions: list[ColumnElement[bool]],
@@ -319,7 +319,7 @@ async def _resource_page(
 
 
 async def list_users(
-    conn: AsyncConnection,
+    conn: Conn,
     f: UserFilter,
     *,
     limit: int = 100,
@@ -339,7 +339,7 @@ async def list_users(
 
 
 async def _users_in_group(
-    conn: AsyncConnection,
+    conn: Conn,
     f: UserFilter,
     limit: int,
     cursor: str | None,
@@ -362,9 +362,7 @@ async def _users_in_group(
     return ReadPage(items, next_cursor)
 
 
-async def get_user(
-    conn: AsyncConnection, user_id: str, *, include_groups: bool = False
-) -> dict[str, Any]:
+async def get_user(conn: Conn, user_id: str, *, include_groups: bool = False) -> dict[str, Any]:
     row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id))).first()
     if row is None:
         raise NotFound(f"no user with id {user_id!r}")
@@ -372,7 +370,7 @@ async def get_user(
 
 
 async def groups_of_user(
-    conn: AsyncConnection, user_id: str, *, limit: int = 100, cursor: str | None = None
+    conn: Conn, user_id: str, *, limit: int = 100, cursor: str | None = None
 ) -> ReadPage:
     """The groups a user is a direct member of, ordered by group id."""
     exists = (await conn.execute(select(users.c.id).where(users.c.id == user_id))).first()
@@ -394,7 +392,7 @@ async def groups_of_user(
 # -- groups --------------------------------------------------------------------------------
 
 
-async def member_counts(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[str, int]:
+async def member_counts(conn: Conn, group_ids: Sequence[str]) -> dict[str, int]:
     """Direct member counts, one grouped COUNT over the membership primary key."""
     counts = dict.fromkeys(group_ids, 0)
     if not group_ids:
@@ -409,9 +407,7 @@ async def member_counts(conn: AsyncConnection, group_ids: Sequence[str]) -> dict
     return counts
 
 
-async def _normalized_groups(
-    conn: AsyncConnection, records: list[ResourceRecord]
-) -> list[dict[str, Any]]:
+async def _normalized_groups(conn: Conn, records: list[ResourceRecord]) -> list[dict[str, Any]]:
     orgs = await _organization_ids(conn, {r.directory_id for r in records})
     counts = await member_counts(conn, [r.id for r in records])
     return [normalized_group(r, orgs.get(r.directory_id, ""), counts[r.id]) for r in records]
@@ -427,7 +423,7 @@ class GroupFilter:
 
 
 async def list_groups(
-    conn: AsyncConnection, f: GroupFilter, *, limit: int = 100, cursor: str | None = None
+    conn: Conn, f: GroupFilter, *, limit: int = 100, cursor: str | None = None
 ) -> ReadPage:
     if f.scope is not None and not f.scope:
         return ReadPage([], None)
@@ -445,7 +441,7 @@ async def list_groups(
     return ReadPage(await _normalized_groups(conn, [_record(r) for r in kept]), next_cursor)
 
 
-async def get_group(conn: AsyncConnection, group_id: str) -> dict[str, Any]:
+async def get_group(conn: Conn, group_id: str) -> dict[str, Any]:
     row = (await conn.execute(select(*_GROUP_COLUMNS).where(groups.c.id == group_id))).first()
     if row is None:
         raise NotFound(f"no group with id {group_id!r}")
@@ -453,7 +449,7 @@ async def get_group(conn: AsyncConnection, group_id: str) -> dict[str, Any]:
 
 
 async def group_members_page(
-    conn: AsyncConnection,
+    conn: Conn,
     group_id: str,
     *,
     member_type: str | None = None,

@@ -8,8 +8,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Table, bindparam, func, select
+
+from scimgate.store.engine import Conn
+from scimgate.store.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,8 @@ Where = ColumnElement[bool] | ColumnMatch | None
 
 @dataclass(frozen=True)
 class _Search:
-    page: Select[Any]
-    count: Select[Any]
+    page: Any
+    count: Any
 
 
 def _search_statements(
@@ -86,11 +88,12 @@ def _search_statements(
 
 @cache
 def _match_statements(table: Table, column: str) -> _Search:
-    return _search_statements(table, [table.c[column] == bindparam("value")], ())
+    built = _search_statements(table, [table.c[column] == bindparam("value")], ())
+    return _Search(Prepared(built.page), Prepared(built.count))
 
 
 async def search(
-    conn: AsyncConnection,
+    conn: Conn,
     table: Table,
     directory_id: str,
     where: Where,

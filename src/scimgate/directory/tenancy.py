@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory.rules import parse_rules
 from scimgate.directory.tokens import generate_token, hash_token, token_hint, token_matches
 from scimgate.errors import Conflict, InvalidInput, NotFound
 from scimgate.events import outbox
 from scimgate.events.bus import EventBus
-from scimgate.store.engine import Database
+from scimgate.store.engine import Conn, Database
+from scimgate.store.prepared import Prepared
 from scimgate.store.tables import directories, organizations
 
 PROVIDERS = ("entra", "okta", "onelogin", "jumpcloud", "generic")
@@ -87,7 +87,7 @@ class DirectoryAccess:
     rules: dict[str, Any] | None
 
 
-_AUTHENTICATE = (
+_AUTHENTICATE = Prepared(
     select(
         directories.c.token_hash,
         directories.c.enabled,
@@ -292,7 +292,7 @@ class Tenancy:
     async def set_enabled(self, directory_id: str, enabled: bool) -> Directory:
         return await self.update_directory(directory_id, enabled=enabled)
 
-    async def _update(self, conn: AsyncConnection, directory_id: str, **values: Any) -> None:
+    async def _update(self, conn: Conn, directory_id: str, **values: Any) -> None:
         result = await conn.execute(
             update(directories)
             .where(directories.c.id == directory_id)
@@ -302,7 +302,7 @@ class Tenancy:
             raise NotFound(f"no directory with id {directory_id!r}")
 
     async def authenticate(
-        self, directory_id: str, token: str, conn: AsyncConnection | None = None
+        self, directory_id: str, token: str, conn: Conn | None = None
     ) -> DirectoryAccess | None:
         """The enabled directory this token opens, or None (wrong token, another
         directory's token, disabled directory). Unknown ids raise NotFound: directory ids

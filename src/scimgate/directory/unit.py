@@ -8,19 +8,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from scimgate.events import outbox
 from scimgate.events.bus import EventBus
 from scimgate.events.outbox import Event
-from scimgate.store.engine import Database
+from scimgate.store.engine import Conn, Database
 
 T = TypeVar("T")
 
 
 @dataclass
 class Unit:
-    conn: AsyncConnection
+    conn: Conn
     directory_id: str
     organization_id: str
     organization_external_id: str | None = None
@@ -48,7 +46,7 @@ async def run_unit(
 ) -> T:
     """Run ``work`` in a (retried) write transaction; publish its events after commit."""
 
-    async def attempt(conn: AsyncConnection) -> tuple[T, list[Event]]:
+    async def attempt(conn: Conn) -> tuple[T, list[Event]]:
         unit = Unit(conn, directory_id, organization_id, organization_external_id)
         result = await work(unit)
         await outbox.write(conn, unit.events)

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.directory import records
 from scimgate.directory.groups import leave_groups
@@ -21,6 +20,8 @@ from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
+from scimgate.store.engine import Conn
+from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
 
 _DERIVED = ("user_name", "user_name_key", "external_id", "display_name", "active", "data")
@@ -70,12 +71,13 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
 
 # Hot statements are built once: SQLAlchemy then skips construction and cache-key
 # generation on every execution (about 4x cheaper per statement; see docs/performance.md).
-_GET = select(*_RECORD_COLUMNS).where(
+_SELECT = select(*_RECORD_COLUMNS).where(
     users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("user_id")
 )
-_GET_FOR_UPDATE = _GET.with_for_update()
-_INSERT = users.insert()
-_UPDATE = (
+_GET = Prepared(_SELECT)
+_GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
+_INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c))
+_UPDATE = Prepared(
     update(users)
     .where(users.c.id == bindparam("b_id"))
     .values(
@@ -84,16 +86,19 @@ _UPDATE = (
         **{name: bindparam(f"b_{name}") for name in _DERIVED},
     )
 )
-_GROUPS_OF = (
-    select(group_members.c.user_id, groups.c.id, groups.c.display_name)
-    .join(groups, groups.c.id == group_members.c.group_id)
-    .where(group_members.c.user_id.in_(bindparam("user_ids", expanding=True)))
-    .order_by(groups.c.display_name)
+_GROUPS = select(group_members.c.user_id, groups.c.id, groups.c.display_name).join(
+    groups, groups.c.id == group_members.c.group_id
+)
+_GROUPS_OF = _GROUPS.where(
+    group_members.c.user_id.in_(bindparam("user_ids", expanding=True))
+).order_by(groups.c.display_name)
+_GROUPS_OF_ONE = Prepared(
+    _GROUPS.where(group_members.c.user_id == bindparam("user_id")).order_by(groups.c.display_name)
 )
 
 
 async def get(
-    conn: AsyncConnection, directory_id: str, user_id: str, *, for_update: bool = False
+    conn: Conn, directory_id: str, user_id: str, *, for_update: bool = False
 ) -> ResourceRecord | None:
     row = (
         await conn.execute(
@@ -149,7 +154,7 @@ async def delete_user(unit: Unit, current: ResourceRecord) -> None:
 
 
 async def search(
-    conn: AsyncConnection,
+    conn: Conn,
     directory_id: str,
     where: records.Where,
     order_by: Sequence[ColumnElement[Any]],
@@ -160,14 +165,15 @@ async def search(
     return await records.search(conn, users, directory_id, where, order_by, offset, limit)
 
 
-async def groups_of(
-    conn: AsyncConnection, user_ids: Sequence[str]
-) -> dict[str, list[tuple[str, str]]]:
+async def groups_of(conn: Conn, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """Direct group memberships (group id, displayName) of each user, for ``User.groups``."""
     found: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
     if not user_ids:
         return found
-    rows = await conn.execute(_GROUPS_OF, {"user_ids": list(user_ids)})
+    if len(user_ids) == 1:
+        rows = await conn.execute(_GROUPS_OF_ONE, {"user_id": user_ids[0]})
+    else:
+        rows = await conn.execute(_GROUPS_OF, {"user_ids": list(user_ids)})
     for user_id, group_id, display_name in rows:
         found[user_id].append((group_id, display_name))
     return found

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Text, cast, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.events.outbox import Event
+from scimgate.store.engine import Conn
 from scimgate.store.tables import events, organizations
 
 
@@ -45,7 +45,7 @@ class Cursor:
 START = Cursor(0, 0)
 
 
-def _visible(conn: AsyncConnection) -> Any:
+def _visible(conn: Conn) -> Any:
     if conn.dialect.name == "postgresql":
         xmin = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
         return events.c.txid < xmin
@@ -67,7 +67,7 @@ def _event(row: Any) -> Event:
 
 
 async def read(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     after: Cursor = START,
     limit: int = 100,

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Text, cast, func, literal
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scimgate.store.engine import Conn
+from scimgate.store.prepared import Prepared
 from scimgate.store.tables import events
 
 EVENT_TYPES = (
@@ -74,11 +75,15 @@ def new_event(
     )
 
 
-_INSERT_PG = events.insert().values(txid=cast(cast(func.pg_current_xact_id(), Text), BigInteger))
-_INSERT_SQLITE = events.insert().values(txid=literal(0))
+_COLUMNS = ("id", "type", "directory_id", "organization_id", "occurred_at", "data")
+_INSERT_PG = Prepared(
+    events.insert().values(txid=cast(cast(func.pg_current_xact_id(), Text), BigInteger)),
+    column_keys=_COLUMNS,
+)
+_INSERT_SQLITE = Prepared(events.insert().values(txid=literal(0)), column_keys=_COLUMNS)
 
 
-async def write(conn: AsyncConnection, pending: list[Event]) -> None:
+async def write(conn: Conn, pending: list[Event]) -> None:
     """Insert events inside the caller's transaction (one multi-row INSERT)."""
     if not pending:
         return

@@ -25,12 +25,11 @@ from typing import Any, Final
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.errors import InvalidInput, NotFound
 from scimgate.events import ssrf
 from scimgate.events.outbox import EVENT_TYPES
-from scimgate.store.engine import Database
+from scimgate.store.engine import Conn, Database
 from scimgate.store.tables import (
     directories,
     events,
@@ -246,7 +245,7 @@ def _delivery(row: Any, attempts: Sequence[Attempt]) -> Delivery:
     )
 
 
-async def _attempts_of(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Attempt]]:
+async def _attempts_of(conn: Conn, ids: list[str]) -> dict[str, list[Attempt]]:
     found: dict[str, list[Attempt]] = {i: [] for i in ids}
     if not ids:
         return found
@@ -322,7 +321,7 @@ class Webhooks:
         return _endpoint(SimpleNamespace(**row)), secret
 
     async def _check_owner(
-        self, conn: AsyncConnection, organization_id: str, directory_id: str | None
+        self, conn: Conn, organization_id: str, directory_id: str | None
     ) -> None:
         found = (
             await conn.execute(

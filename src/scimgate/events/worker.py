@@ -41,14 +41,13 @@ from typing import Any
 import httpcore
 from sqlalchemy import Table, delete, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
 from scimgate.events import feed, ssrf
 from scimgate.events.outbox import Event
 from scimgate.events.webhooks import EXCERPT_BYTES, FAILED, PENDING, SUCCEEDED
 from scimgate.settings import Settings
-from scimgate.store.engine import Database
+from scimgate.store.engine import Conn, Database
 from scimgate.store.tables import (
     events,
     feed_cursors,
@@ -308,7 +307,7 @@ class WebhookWorker:
                 query = query.where(tuple_(events.c.txid, events.c.seq) > tuple_(row.txid, row.seq))
             return (await conn.execute(query)).first() is not None
 
-    async def _dispatch_batch(self, conn: AsyncConnection) -> tuple[int, int]:
+    async def _dispatch_batch(self, conn: Conn) -> tuple[int, int]:
         now = utcnow()
         row = await self._lock_cursor(conn, now)
         if row is None:  # another worker is dispatching right now
@@ -363,7 +362,7 @@ class WebhookWorker:
         return created, len(found)
 
     @staticmethod
-    async def _lock_cursor(conn: AsyncConnection, now: datetime) -> Any:
+    async def _lock_cursor(conn: Conn, now: datetime) -> Any:
         """The dispatcher's cursor row, locked for this transaction (created at the
         feed's start if missing), or None if another worker holds it."""
         locked = (
@@ -399,7 +398,7 @@ class WebhookWorker:
             if (await conn.execute(peek.limit(1))).first() is None:
                 return []
 
-        async def work(conn: AsyncConnection) -> list[Any]:
+        async def work(conn: Conn) -> list[Any]:
             ids = list(
                 (
                     await conn.execute(
@@ -536,7 +535,7 @@ class WebhookWorker:
         else:
             values["next_attempt_at"] = now + timedelta(seconds=delay)
 
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: Conn) -> int:
             # Only the holder of the current lease decides; a replay or a newer claim wins.
             result = await conn.execute(
                 update(d)
@@ -559,7 +558,7 @@ class WebhookWorker:
                         error=outcome.error,
                     )
                 )
-            return result.rowcount
+            return int(result.rowcount)
 
         kept = await self.db.transact(work)
         if outcome.ok:
@@ -639,7 +638,7 @@ class _Gone(Exception):
     pass
 
 
-def _upsert(conn: AsyncConnection, table: Table) -> Any:
+def _upsert(conn: Conn, table: Table) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing``."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)

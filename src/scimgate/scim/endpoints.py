@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -39,7 +38,7 @@ from scimgate.scim.render import (
     wants,
 )
 from scimgate.settings import Settings
-from scimgate.store.engine import Database
+from scimgate.store.engine import Conn, Database
 
 _UNKNOWN = object()
 """Marks a root-search filter that names an attribute the resource type lacks."""
@@ -98,7 +97,7 @@ class ScimEndpoints:
 
     # -- authentication -------------------------------------------------------------
 
-    async def caller(self, request: Request, conn: AsyncConnection | None = None) -> Caller:
+    async def caller(self, request: Request, conn: Conn | None = None) -> Caller:
         """Authenticate the request (on ``conn`` when given: a read then costs one
         connection, not two)."""
         directory_id = request.path_params["directory_id"]
@@ -155,7 +154,7 @@ class ScimEndpoints:
 
     async def _render(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         caller: Caller,
         resource_type: str,
         records: list[ResourceRecord],
@@ -192,7 +191,7 @@ class ScimEndpoints:
 
     async def _single(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         caller: Caller,
         resource_type: str,
         record: ResourceRecord,
@@ -226,7 +225,7 @@ class ScimEndpoints:
             return await self._search(conn, caller, "User", self._list_params(body, "User"))
 
     async def _search(
-        self, conn: AsyncConnection, caller: Caller, resource_type: str, params: ListParams
+        self, conn: Conn, caller: Caller, resource_type: str, params: ListParams
     ) -> Response:
         where, order = self._where(params, resource_type), self._order(params, resource_type)
         repo = user_repo if resource_type == "User" else group_repo
@@ -245,7 +244,7 @@ class ScimEndpoints:
             return await self._single(conn, caller, "User", record, request)
 
     async def _user(
-        self, conn: AsyncConnection, caller: Caller, user_id: str, *, for_update: bool = False
+        self, conn: Conn, caller: Caller, user_id: str, *, for_update: bool = False
     ) -> ResourceRecord:
         record = await user_repo.get(conn, caller.directory_id, user_id, for_update=for_update)
         if record is None:
@@ -358,7 +357,7 @@ class ScimEndpoints:
     # -- groups -------------------------------------------------------------------------
 
     async def _group(
-        self, conn: AsyncConnection, caller: Caller, group_id: str, *, for_update: bool = False
+        self, conn: Conn, caller: Caller, group_id: str, *, for_update: bool = False
     ) -> ResourceRecord:
         record = await group_repo.get(conn, caller.directory_id, group_id, for_update=for_update)
         if record is None:

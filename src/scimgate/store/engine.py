@@ -14,12 +14,14 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from scimgate.store.prepared import Prepared, translate
 
 _WRITE = "scimgate_write"
 _READ = "scimgate_read"
@@ -93,6 +95,17 @@ async def _begin_immediate(sync: Connection) -> Any:
             await asyncio.sleep(random.uniform(0.005, 0.02))
 
 
+class Conn(Protocol):
+    """What the repositories run statements on: ``execute`` and ``dialect`` of SQLAlchemy's
+    :class:`AsyncConnection`, which also takes :class:`~scimgate.store.prepared.Prepared`
+    statements (:class:`InlineConnection` on SQLite, :class:`PostgresConnection`)."""
+
+    @property
+    def dialect(self) -> Any: ...
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any: ...
+
+
 class InlineConnection:
     """The part of :class:`AsyncConnection` the repositories use, over a synchronous
     SQLite connection whose statements run inline on the event loop.
@@ -100,7 +113,8 @@ class InlineConnection:
     SQLite answers an indexed query in microseconds; the thread hop aiosqlite makes for
     every statement (and for BEGIN, COMMIT and the pool's reset) cost ~200 µs each and
     dominated request time. Writers are serialised anyway, so running inline loses no
-    parallelism. Results are the same buffered ``CursorResult`` objects.
+    parallelism. Results are the same buffered ``CursorResult`` objects; a
+    :class:`~scimgate.store.prepared.Prepared` statement goes straight to sqlite3.
     """
 
     def __init__(self, sync: Connection) -> None:
@@ -111,7 +125,55 @@ class InlineConnection:
         return self._sync.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._sync.execute(statement, parameters)
+        if not isinstance(statement, Prepared):
+            return self._sync.execute(statement, parameters)
+        dialect = self._sync.dialect
+        compiled = statement.compiled(dialect)
+        args = statement.arguments(compiled, parameters)
+        driver: Any = self._sync.connection.dbapi_connection
+        try:
+            if isinstance(args, list):
+                cursor = driver.executemany(compiled.sql, args)
+                raw: list[Any] = []
+            else:
+                cursor = driver.execute(compiled.sql, args)
+                raw = cursor.fetchall() if compiled.row is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            raise translate(exc, compiled, args, dialect) from exc
+        return Prepared.rows(compiled, raw, cursor.rowcount)
+
+
+class PostgresConnection:
+    """An :class:`AsyncConnection` whose :class:`~scimgate.store.prepared.Prepared`
+    statements go straight to psycopg; everything else is SQLAlchemy's."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._driver: Any = None
+
+    @property
+    def dialect(self) -> Any:
+        return self._conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if not isinstance(statement, Prepared):
+            return await self._conn.execute(statement, parameters)
+        dialect = self._conn.dialect
+        compiled = statement.compiled(dialect)
+        args = statement.arguments(compiled, parameters)
+        if self._driver is None:
+            self._driver = (await self._conn.get_raw_connection()).driver_connection
+        try:
+            cursor = self._driver.cursor()
+            if isinstance(args, list):
+                await cursor.executemany(compiled.sql, args)
+                raw: list[Any] = []
+            else:
+                await cursor.execute(compiled.sql, args)
+                raw = await cursor.fetchall() if compiled.row is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            raise translate(exc, compiled, args, dialect) from exc
+        return Prepared.rows(compiled, raw, cursor.rowcount)
 
 
 class Database:
@@ -154,34 +216,32 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[Conn]:
         """A connection for reads, in autocommit mode: each statement sees the latest
         committed data. Code that needs one snapshot across statements uses write()."""
         if self.is_sqlite:
             with self.sync_engine.connect() as sync:
                 sync.execution_options(**{_READ: True})
-                yield cast(AsyncConnection, InlineConnection(sync))
+                yield InlineConnection(sync)
             return
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield conn
+            yield PostgresConnection(conn)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[Conn]:
         """A read-write transaction; commits on success, rolls back on any exception."""
         if not self.is_sqlite:
             async with self.engine.begin() as conn:
-                yield conn
+                yield PostgresConnection(conn)
             return
         async with self._sqlite_writer:
             with self.sync_engine.connect() as sync:
                 sync.execution_options(**{_WRITE: True})
                 with await _begin_immediate(sync):
-                    yield cast(AsyncConnection, InlineConnection(sync))
+                    yield InlineConnection(sync)
 
-    async def transact(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5
-    ) -> T:
+    async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and
         serialization failures (the whole transaction is replayed, so ``work`` must not
         have effects outside the database)."""
