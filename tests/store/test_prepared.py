@@ -1,0 +1,87 @@
+"""Prepared statements run on the driver must behave exactly like ``conn.execute``: same
+rows, same Python types (tz-aware datetimes, JSON documents, booleans), same exceptions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from scimgate.directory.tenancy import Tenancy
+from scimgate.store.engine import Database
+from scimgate.store.prepared import Prepared
+from scimgate.store.tables import users
+
+_INSERT = users.insert()
+_PREPARED_INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c))
+_SELECT = select(users).where(users.c.directory_id == bindparam("d")).order_by(users.c.user_name)
+_PREPARED_SELECT = Prepared(_SELECT)
+
+
+def _row(directory_id: str, name: str, **extra: Any) -> dict[str, Any]:
+    now = datetime(2026, 11, 25, 12, 30, 1, 123456, tzinfo=UTC)
+    return {
+        "id": str(uuid.uuid4()),
+        "directory_id": directory_id,
+        "user_name": name,
+        "user_name_key": name.casefold(),
+        "external_id": None,
+        "display_name": "Zoë ✓",
+        "active": False,
+        "data": {"userName": name, "emails": [{"value": name, "primary": True}], "n": 2**70},
+        "version": 3,
+        "created_at": now,
+        "updated_at": now,
+        **extra,
+    }
+
+
+async def test_prepared_statements_match_sqlalchemy(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        tenancy = Tenancy(db)
+        org = await tenancy.create_organization("Prepared")
+        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
+        async with db.write() as conn:
+            await conn.execute(_PREPARED_INSERT, _row(directory.id, "a@x"))
+            # executemany, as the events INSERT does
+            await conn.execute(
+                _PREPARED_INSERT, [_row(directory.id, "b@x"), _row(directory.id, "c@x")]
+            )
+            await conn.execute(_INSERT, _row(directory.id, "d@x", active=None))
+        async with db.read() as conn:
+            prepared = (await conn.execute(_PREPARED_SELECT, {"d": directory.id})).all()
+            reference = list(await conn.execute(_SELECT, {"d": directory.id}))
+        assert [tuple(r) for r in prepared] == [tuple(r) for r in reference]
+        assert len(prepared) == 4
+        first = prepared[0]
+        assert first.created_at == datetime(2026, 11, 25, 12, 30, 1, 123456, tzinfo=UTC)
+        assert first.created_at.tzinfo is not None
+        assert first.data["n"] == 2**70 and first.data["emails"][0]["primary"] is True
+        assert first.active is False and prepared[3].active is None
+        assert first.display_name == "Zoë ✓"
+    finally:
+        await db.dispose()
+
+
+async def test_prepared_errors_are_sqlalchemy_errors(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        tenancy = Tenancy(db)
+        org = await tenancy.create_organization("Prepared errors")
+        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
+        row = _row(directory.id, "dup@x")
+        async with db.write() as conn:
+            await conn.execute(_PREPARED_INSERT, row)
+        with pytest.raises(IntegrityError):
+            async with db.write() as conn:
+                await conn.execute(_PREPARED_INSERT, {**row, "id": str(uuid.uuid4())})
+        async with db.read() as conn:
+            found = await conn.execute(_PREPARED_SELECT, {"d": directory.id})
+            assert [r.user_name for r in found] == ["dup@x"], "the failed write left nothing"
+    finally:
+        await db.dispose()
