@@ -72,10 +72,10 @@ def summarise(raw: Path, top: int) -> str:
     layers: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # a frame name with a line break in it (py-spy writes it verbatim)
         n = int(count)
         frames = stack.split(";")[1:]  # the first entry names the thread
         total += n

@@ -3,13 +3,13 @@ lives under ``/scim/v2/{directory_id}/``."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
 
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from scimgate.directory.tenancy import Tenancy
 from scimgate.errors import Conflict, InvalidInput, NotFound
@@ -22,12 +22,18 @@ from scimgate.settings import Settings
 from scimgate.store.engine import Database
 
 SCIM_MOUNT = "/scim/v2"
-SCIM_PREFIX = "/{directory_id}"
+
+Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("scimgate.scim")
+
+_ID = "{id}"
+"""A path segment standing for a resource id (``/Users/{id}``)."""
 
 
 def scim_routes(
     db: Database, settings: Settings, tenancy: Tenancy, bus: EventBus | None = None
-) -> list[Route]:
+) -> dict[tuple[str, ...], dict[str, Handler]]:
+    """Every endpoint under ``/{directory_id}``: path segments → method → handler."""
     ep = ScimEndpoints(db, settings, tenancy, bus)
 
     async def service_provider_config(request: Request) -> Response:
@@ -50,75 +56,107 @@ def scim_routes(
         caller = await ep.caller(request)
         return scim_response(discovery.resource_type(caller.scim_base, request.path_params["id"]))
 
-    p = SCIM_PREFIX
-    return [
-        Route(f"{p}/Users", ep.list_users, methods=["GET"]),
-        Route(f"{p}/Users", ep.create_user, methods=["POST"]),
-        Route(f"{p}/Users/.search", ep.search_users, methods=["POST"]),
-        Route(f"{p}/Users/{{id}}", ep.get_user, methods=["GET"]),
-        Route(f"{p}/Users/{{id}}", ep.replace_user, methods=["PUT"]),
-        Route(f"{p}/Users/{{id}}", ep.patch_user, methods=["PATCH"]),
-        Route(f"{p}/Users/{{id}}", ep.delete_user, methods=["DELETE"]),
-        Route(f"{p}/Groups", ep.list_groups, methods=["GET"]),
-        Route(f"{p}/Groups", ep.create_group, methods=["POST"]),
-        Route(f"{p}/Groups/.search", ep.search_groups, methods=["POST"]),
-        Route(f"{p}/Groups/{{id}}", ep.get_group, methods=["GET"]),
-        Route(f"{p}/Groups/{{id}}", ep.replace_group, methods=["PUT"]),
-        Route(f"{p}/Groups/{{id}}", ep.patch_group, methods=["PATCH"]),
-        Route(f"{p}/Groups/{{id}}", ep.delete_group, methods=["DELETE"]),
-        Route(f"{p}/.search", ep.search_all, methods=["POST"]),
-        Route(f"{p}/ServiceProviderConfig", service_provider_config, methods=["GET"]),
-        Route(f"{p}/Schemas", schemas, methods=["GET"]),
-        Route(f"{p}/Schemas/{{id:path}}", schema, methods=["GET"]),
-        Route(f"{p}/ResourceTypes", resource_types, methods=["GET"]),
-        Route(f"{p}/ResourceTypes/{{id}}", resource_type, methods=["GET"]),
-    ]
+    return {
+        ("Users",): {"GET": ep.list_users, "POST": ep.create_user},
+        ("Users", ".search"): {"POST": ep.search_users},
+        ("Users", _ID): {
+            "GET": ep.get_user,
+            "PUT": ep.replace_user,
+            "PATCH": ep.patch_user,
+            "DELETE": ep.delete_user,
+        },
+        ("Groups",): {"GET": ep.list_groups, "POST": ep.create_group},
+        ("Groups", ".search"): {"POST": ep.search_groups},
+        ("Groups", _ID): {
+            "GET": ep.get_group,
+            "PUT": ep.replace_group,
+            "PATCH": ep.patch_group,
+            "DELETE": ep.delete_group,
+        },
+        (".search",): {"POST": ep.search_all},
+        ("ServiceProviderConfig",): {"GET": service_provider_config},
+        ("Schemas",): {"GET": schemas},
+        ("Schemas", _ID): {"GET": schema},
+        ("ResourceTypes",): {"GET": resource_types},
+        ("ResourceTypes", _ID): {"GET": resource_type},
+    }
 
 
-async def _scim_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ScimError)
-    return error_response(exc)
-
-
-async def _domain_error(_request: Request, exc: Exception) -> Response:
+def _error_for(request: Request, exc: Exception) -> ScimError:
+    """Any exception a handler raises, as the SCIM error the client gets."""
+    if isinstance(exc, ScimError):
+        return exc
     if isinstance(exc, Conflict):
-        return error_response(ScimError(409, str(exc), "uniqueness"))
+        return ScimError(409, str(exc), "uniqueness")
     if isinstance(exc, NotFound):
-        return error_response(ScimError(404, str(exc)))
-    return error_response(ScimError(400, str(exc), "invalidValue"))
+        return ScimError(404, str(exc))
+    if isinstance(exc, InvalidInput):
+        return ScimError(400, str(exc), "invalidValue")
+    if isinstance(exc, HTTPException):
+        return ScimError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    # The traceback goes to the operator's log; the client gets a SCIM error, never a page.
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return ScimError(500, "internal server error; the operator's log has details")
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        detail = f"{request.method} is not supported on {request.url.path}"
-    elif exc.status_code == 404:
-        detail = f"no SCIM endpoint at {request.url.path}; check the Tenant URL"
-    else:
-        detail = str(exc.detail)
-    headers = dict(exc.headers or {})
-    return error_response(ScimError(exc.status_code, detail, headers=headers))
+class ScimApp:
+    """The SCIM 2.0 ASGI app for all directories, mounted at ``/scim/v2``.
 
+    It dispatches on path segments with one dict lookup, and turns every exception into a
+    SCIM error itself: a Starlette app here (its router tries each route's regex in turn,
+    plus its own error and exception middleware) cost more CPU than serving a ``GET``.
+    """
 
-async def _unexpected(_request: Request, _exc: Exception) -> Response:
-    # The traceback goes to the server log via Starlette's ServerErrorMiddleware; the
-    # client gets a SCIM error, never an HTML page.
-    return error_response(ScimError(500, "internal server error; the operator's log has details"))
+    def __init__(self, routes: dict[tuple[str, ...], dict[str, Handler]]) -> None:
+        self.routes = routes
 
+    def _match(self, path: str) -> tuple[dict[str, Handler], dict[str, str]] | None:
+        """``/{directory_id}/{head}[/{tail}]`` → (methods, path params), or None."""
+        parts = path.split("/", 3)
+        if len(parts) < 3 or parts[0] or not parts[1] or not parts[2]:
+            return None
+        params = {"directory_id": parts[1]}
+        head, tail = parts[2], parts[3] if len(parts) == 4 else None
+        if tail is None:
+            methods = self.routes.get((head,))
+        elif (head, tail) in self.routes:
+            methods = self.routes[(head, tail)]
+        elif tail and ("/" not in tail or head == "Schemas"):  # a schema id is a URN
+            methods = self.routes.get((head, _ID))
+            params["id"] = tail
+        else:
+            methods = None
+        return (methods, params) if methods is not None else None
 
-EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ScimError: _scim_error,
-    Conflict: _domain_error,
-    InvalidInput: _domain_error,
-    NotFound: _domain_error,
-    HTTPException: _http_error,
-    Exception: _unexpected,
-}
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, root = scope["path"], scope.get("root_path", "")
+        found = self._match(path[len(root) :] if root and path.startswith(root) else path)
+        scope["path_params"] = found[1] if found else {}
+        request = Request(scope, receive)
+        try:
+            if found is None:
+                raise ScimError(
+                    404, f"no SCIM endpoint at {request.url.path}; check the Tenant URL"
+                )
+            methods = found[0]
+            method = "GET" if scope["method"] == "HEAD" else scope["method"]
+            handler = methods.get(method)
+            if handler is None:
+                allow = ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+                raise ScimError(
+                    405,
+                    f"{scope['method']} is not supported on {request.url.path}",
+                    headers={"Allow": allow},
+                )
+            response = await handler(request)
+        except Exception as exc:
+            response = error_response(_error_for(request, exc))
+        await response(scope, receive, send)
 
 
 def scim_app(
     db: Database, settings: Settings, tenancy: Tenancy, bus: EventBus | None = None
-) -> Starlette:
-    return Starlette(
-        routes=scim_routes(db, settings, tenancy, bus), exception_handlers=EXCEPTION_HANDLERS
-    )
+) -> ScimApp:
+    return ScimApp(scim_routes(db, settings, tenancy, bus))
