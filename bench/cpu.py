@@ -25,8 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import loadgen  # noqa: E402
+import harness
+import loadgen
 
 harness.use_src()
 
