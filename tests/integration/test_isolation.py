@@ -256,3 +256,28 @@ def test_filters_never_return_another_directorys_resources(
     assert ids(response.json()) == [mine]
     assert member_ids(other, their_group) == {theirs, extra_theirs}
     assert member_ids(directory, my_group) == set()
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", b'{"schemas": 5}'])
+def test_a_bad_body_without_a_token_is_still_401(victim: Victim, content: bytes) -> None:
+    """Writes authenticate inside their transaction, after the body is read: a client
+    without a valid token learns nothing from its body being checked."""
+    for method, path in [
+        ("POST", "/Users"),
+        ("PUT", f"/Users/{victim.user['id']}"),
+        ("PATCH", f"/Users/{victim.user['id']}"),
+        ("POST", "/Groups"),
+        ("PATCH", f"/Groups/{victim.group['id']}"),
+    ]:
+        response = httpx.request(
+            method,
+            victim.directory.url(path),
+            headers={"Content-Type": SCIM_JSON, "Authorization": "Bearer wrong"},
+            content=content,
+            timeout=30,
+        )
+        try:
+            _assert_unauthorized(response)
+        except AssertionError as exc:
+            raise AssertionError(f"{method} {path}: {exc}") from exc
+    _assert_untouched(victim)

@@ -39,15 +39,16 @@ class Unit:
 async def run_unit(
     db: Database,
     bus: EventBus | None,
-    directory_id: str,
-    organization_id: str,
+    open_unit: Callable[[Conn], Awaitable[Unit]],
     work: Callable[[Unit], Awaitable[T]],
-    organization_external_id: str | None = None,
 ) -> T:
-    """Run ``work`` in a (retried) write transaction; publish its events after commit."""
+    """Run ``work`` in a (retried) write transaction; publish its events after commit.
+
+    ``open_unit`` makes the unit from the transaction's connection: the SCIM layer
+    authenticates there, so a write costs one connection, not two."""
 
     async def attempt(conn: Conn) -> tuple[T, list[Event]]:
-        unit = Unit(conn, directory_id, organization_id, organization_external_id)
+        unit = await open_unit(conn)
         result = await work(unit)
         await outbox.write(conn, unit.events)
         return result, unit.events

@@ -24,7 +24,14 @@ from scimgate.directory.unit import Unit, run_unit
 from scimgate.events.bus import EventBus
 from scimgate.scim.errors import ScimError, not_found
 from scimgate.scim.filter_sql import column_match, compile_filter, sort_expression
-from scimgate.scim.http import check_if_match, not_modified, read_json, scim_response
+from scimgate.scim.http import (
+    check_if_match,
+    not_modified,
+    parse_json,
+    read_body,
+    read_json,
+    scim_response,
+)
 from scimgate.scim.params import ListParams, list_params, search_body, selection_params
 from scimgate.scim.patch import apply_user_patch, plan_group_patch
 from scimgate.scim.payloads import parse_group, parse_user
@@ -83,17 +90,23 @@ class ScimEndpoints:
         self.tenancy = tenancy
         self.bus = bus
 
-    async def _write(self, caller: Caller, work: Callable[[Unit], Awaitable[Response]]) -> Response:
-        """One write transaction for the caller's directory, events included."""
-        directory = caller.directory
-        return await run_unit(
-            self.db,
-            self.bus,
-            directory.id,
-            directory.organization_id,
-            work,
-            directory.organization_external_id,
-        )
+    async def _write(
+        self, request: Request, work: Callable[[Unit, Caller], Awaitable[Response]]
+    ) -> Response:
+        """One write transaction for the caller's directory, events included. The request
+        is authenticated inside it (read the body before: never hold a transaction open
+        while a client sends)."""
+        callers: list[Caller] = []
+
+        async def open_unit(conn: Conn) -> Unit:
+            caller = await self.caller(request, conn)
+            callers[:] = [caller]
+            directory = caller.directory
+            return Unit(
+                conn, directory.id, directory.organization_id, directory.organization_external_id
+            )
+
+        return await run_unit(self.db, self.bus, open_unit, lambda unit: work(unit, callers[0]))
 
     # -- authentication -------------------------------------------------------------
 
@@ -252,24 +265,26 @@ class ScimEndpoints:
         return record
 
     async def create_user(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        doc = parse_user(await read_json(request, self.settings.max_body_bytes))
-        _enforce_rules(caller, doc)
+        raw = await read_body(request, self.settings.max_body_bytes)
 
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
+            body = parse_json(raw)
+            doc = parse_user(body)
+            _enforce_rules(caller, doc)
             conn = unit.conn
             record = await user_repo.insert(unit, doc)
             return await self._single(
                 conn, caller, "User", record, request, 201, related_empty=True
             )
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     async def replace_user(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        doc = parse_user(await read_json(request, self.settings.max_body_bytes))
+        raw = await read_body(request, self.settings.max_body_bytes)
 
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
+            body = parse_json(raw)
+            doc = parse_user(body)
             conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
@@ -277,13 +292,13 @@ class ScimEndpoints:
             record = await user_repo.replace(unit, current, doc)
             return await self._single(conn, caller, "User", record, request)
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     async def patch_user(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        body = await read_json(request, self.settings.max_body_bytes)
+        raw = await read_body(request, self.settings.max_body_bytes)
 
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
+            body = parse_json(raw)
             conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
@@ -292,19 +307,17 @@ class ScimEndpoints:
             record = await user_repo.replace(unit, current, doc)
             return await self._single(conn, caller, "User", record, request)
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     async def delete_user(self, request: Request) -> Response:
-        caller = await self.caller(request)
-
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
             conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             await user_repo.delete_user(unit, current)
             return Response(status_code=204)
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     # -- both ---------------------------------------------------------------------------
 
@@ -385,10 +398,11 @@ class ScimEndpoints:
             return await self._single(conn, caller, "Group", record, request)
 
     async def create_group(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        doc, members = parse_group(await read_json(request, self.settings.max_body_bytes))
+        raw = await read_body(request, self.settings.max_body_bytes)
 
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
+            body = parse_json(raw)
+            doc, members = parse_group(body)
             conn = unit.conn
             record = await group_repo.insert(unit, doc)
             if members:
@@ -397,13 +411,14 @@ class ScimEndpoints:
                 conn, caller, "Group", record, request, 201, related_empty=not members
             )
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     async def replace_group(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        doc, members = parse_group(await read_json(request, self.settings.max_body_bytes))
+        raw = await read_body(request, self.settings.max_body_bytes)
 
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
+            body = parse_json(raw)
+            doc, members = parse_group(body)
             conn = unit.conn
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
@@ -415,14 +430,14 @@ class ScimEndpoints:
                 record = await group_repo.replace(unit, current, doc)
             return await self._single(conn, caller, "Group", record, request)
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     async def patch_group(self, request: Request) -> Response:
-        caller = await self.caller(request)
-        body = await read_json(request, self.settings.max_body_bytes)
-        params = selection_params(request.query_params, "Group")
+        raw = await read_body(request, self.settings.max_body_bytes)
 
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
+            body = parse_json(raw)
+            params = selection_params(request.query_params, "Group")
             conn = unit.conn
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
@@ -452,16 +467,14 @@ class ScimEndpoints:
                 return Response(status_code=204, headers={"ETag": record.etag})
             return await self._single(conn, caller, "Group", record, request)
 
-        return await self._write(caller, work)
+        return await self._write(request, work)
 
     async def delete_group(self, request: Request) -> Response:
-        caller = await self.caller(request)
-
-        async def work(unit: Unit) -> Response:
+        async def work(unit: Unit, caller: Caller) -> Response:
             conn = unit.conn
             current = await self._group(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             await group_repo.delete_group(unit, current)
             return Response(status_code=204)
 
-        return await self._write(caller, work)
+        return await self._write(request, work)

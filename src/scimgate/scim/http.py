@@ -32,6 +32,11 @@ def error_response(error: ScimError) -> ScimResponse:
 
 async def read_json(request: Request, max_bytes: int) -> Any:
     """The request body as JSON, refusing oversized bodies before reading them whole."""
+    return parse_json(await read_body(request, max_bytes))
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw request body, refusing oversized bodies before reading them whole."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -42,7 +47,11 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         if size > max_bytes:
             raise _too_large(max_bytes)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 saying what is wrong with it."""
     if not raw.strip():
         raise invalid_syntax("the request body is empty; a JSON object was expected")
     try:
