@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scimgate.store.jsoncodec import dumps
 
 access_log = logging.getLogger("scimgate.access")
 
@@ -72,4 +73,4 @@ class AccessLog:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                 }
-                access_log.info(json.dumps(record))
+                access_log.info(dumps(record))

@@ -176,15 +176,16 @@ async def test_late_commit_of_an_earlier_sequence_value_is_not_skipped(database_
     try:
         if db.is_sqlite:
             pytest.skip("SQLite serialises writers: a later sequence value cannot commit first")
-        async with db.engine.connect() as conn_a:
-            tx_a = await conn_a.begin()
-            await outbox.write(PostgresConnection(conn_a), [ev[0]])
+        async with db.engine.connect() as raw_a:
+            conn_a = PostgresConnection(raw_a)
+            await conn_a.begin()
+            await outbox.write(conn_a, [ev[0]])
             async with db.write() as conn_b:
                 await outbox.write(conn_b, [ev[1]])
             async with db.read() as conn:
                 early, cursor = await feed.read(conn, directory_id=directory_id)
             assert early == [], "B was served while A (older) was still in flight"
-            await tx_a.commit()
+            await conn_a.commit()
         # Both now, in order. (Poll briefly: on a shared PostgreSQL cluster another
         # session's open transaction can hold the feed back, never reorder it.)
         late: list[outbox.Event] = []

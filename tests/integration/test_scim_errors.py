@@ -46,6 +46,28 @@ def test_malformed_json_is_invalid_syntax(directory: Directory) -> None:
     assert_scim_error(response, 400, "invalidSyntax")
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_are_invalid_syntax(directory: Directory, number: str) -> None:
+    """Python reads NaN and Infinity; JSON has no such numbers, and storing one would
+    hand the host app a document no JSON parser reads back."""
+    body = json.dumps({"schemas": [USER_SCHEMA], "userName": "nan@x.com", "title": 0})
+    body = body.replace('"title": 0', f'"title": {number}')
+    response = directory.client.post(directory.url("/Users"), content=body.encode())
+    assert_scim_error(response, 400, "invalidSyntax")
+    assert number in response.json()["detail"]
+
+
+def test_integers_beyond_64_bits_are_kept_exactly(directory: Directory) -> None:
+    big = 2**70 + 1
+    ext = "urn:example:params:scim:schemas:extension:acme:2.0:User"
+    body = json.dumps({"schemas": [USER_SCHEMA, ext], "userName": "big@x.com", ext: {"n": big}})
+    created = directory.client.post(directory.url("/Users"), content=body.encode())
+    assert created.status_code == 201, created.text
+    assert created.json()[ext]["n"] == big
+    fetched = directory.client.get(directory.url(f"/Users/{created.json()['id']}"))
+    assert fetched.json()[ext]["n"] == big
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimgate.scim.errors import ScimError, invalid_syntax
+from scimgate.store.jsoncodec import dumps_bytes
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 
@@ -17,7 +18,7 @@ class ScimResponse(Response):
     media_type = SCIM_MEDIA_TYPE
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return dumps_bytes(content)
 
 
 def scim_response(
@@ -55,9 +56,16 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise invalid_syntax("the request body is empty; a JSON object was expected")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise invalid_syntax(f"the request body is not valid JSON: {exc}") from exc
+    except ValueError as exc:
+        raise invalid_syntax(f"the request body is not valid JSON: {exc}") from exc
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN and Infinity; RFC 8259 JSON has no such numbers.
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def _too_large(max_bytes: int) -> ScimError:

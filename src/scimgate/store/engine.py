@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from scimgate.store import jsoncodec
 from scimgate.store.prepared import Prepared, translate
 
 _WRITE = "scimgate_write"
@@ -155,16 +156,37 @@ class PostgresConnection:
     def dialect(self) -> Any:
         return self._conn.dialect
 
+    async def _raw(self) -> Any:
+        if self._driver is None:
+            self._driver = (await self._conn.get_raw_connection()).driver_connection
+        return self._driver
+
+    async def begin(self) -> None:
+        """Start a transaction on the (autocommit) connection."""
+        await (await self._raw()).execute("BEGIN")
+
+    async def commit(self) -> None:
+        await self._call("commit")
+
+    async def rollback(self) -> None:
+        await self._call("rollback")
+
+    async def _call(self, method: str) -> None:
+        driver = await self._raw()
+        try:
+            await getattr(driver, method)()
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(method.upper(), None, exc, type(exc)) from exc
+
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         if not isinstance(statement, Prepared):
             return await self._conn.execute(statement, parameters)
         dialect = self._conn.dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
-        if self._driver is None:
-            self._driver = (await self._conn.get_raw_connection()).driver_connection
+        driver = await self._raw()
         try:
-            cursor = self._driver.cursor()
+            cursor = driver.cursor()
             if isinstance(args, list):
                 await cursor.executemany(compiled.sql, args)
                 raw: list[Any] = []
@@ -196,6 +218,7 @@ class Database:
                 pool_size=max(pool_size, 5),
                 max_overflow=0,
                 connect_args={"check_same_thread": False},
+                json_serializer=jsoncodec.dumps,
             )
             # Statements run on the event loop: never let one block it for long waiting
             # for another process's write lock; write() retries BEGIN asynchronously.
@@ -209,6 +232,11 @@ class Database:
             pool_recycle=1800,
             # Prepared statements break behind PgBouncer in transaction mode.
             connect_args={"prepare_threshold": None},
+            # Connections stay in autocommit: reads need no BEGIN/COMMIT, and no
+            # isolation-level switch per checkout (~60 µs each way); write() sends its
+            # own BEGIN and COMMIT (see PostgresConnection).
+            isolation_level="AUTOCOMMIT",
+            json_serializer=jsoncodec.dumps,
         )
 
     @property
@@ -225,15 +253,21 @@ class Database:
                 yield InlineConnection(sync)
             return
         async with self.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield PostgresConnection(conn)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
         """A read-write transaction; commits on success, rolls back on any exception."""
         if not self.is_sqlite:
-            async with self.engine.begin() as conn:
-                yield PostgresConnection(conn)
+            async with self.engine.connect() as conn:
+                pg = PostgresConnection(conn)
+                await pg.begin()
+                try:
+                    yield pg
+                except BaseException:
+                    await pg.rollback()
+                    raise
+                await pg.commit()
             return
         async with self._sqlite_writer:
             with self.sync_engine.connect() as sync:
