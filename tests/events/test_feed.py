@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from scimgate.events import feed, outbox
 from scimgate.store.engine import Database, PostgresConnection
@@ -180,6 +181,9 @@ async def test_late_commit_of_an_earlier_sequence_value_is_not_skipped(database_
             conn_a = PostgresConnection(raw_a)
             await conn_a.begin()
             await outbox.write(conn_a, [ev[0]])
+            # The events INSERT waits to ride with the next statement or COMMIT: send it
+            # now, so that A really holds the earlier sequence value while B commits.
+            await conn_a.execute(text("SELECT 1"))
             async with db.write() as conn_b:
                 await outbox.write(conn_b, [ev[1]])
             async with db.read() as conn:

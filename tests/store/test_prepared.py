@@ -85,3 +85,56 @@ async def test_prepared_errors_are_sqlalchemy_errors(database_url: str) -> None:
             assert [r.user_name for r in found] == ["dup@x"], "the failed write left nothing"
     finally:
         await db.dispose()
+
+
+class _Boom(Exception):
+    pass
+
+
+async def _user_names(db: Database, directory_id: str) -> list[str]:
+    async with db.read() as conn:
+        return [r.user_name for r in await conn.execute(_PREPARED_SELECT, {"d": directory_id})]
+
+
+async def test_a_write_is_atomic_whatever_runs_in_it(database_url: str) -> None:
+    """PostgreSQL sends BEGIN with the first statement and defers result-less batches to
+    the next statement or COMMIT: none of that may weaken the transaction."""
+    db = Database(database_url)
+    try:
+        tenancy = Tenancy(db)
+        org = await tenancy.create_organization("Atomic")
+        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
+        d = directory.id
+        # 1. prepared + SQLAlchemy statements, then the code fails: nothing stays
+        with pytest.raises(_Boom):
+            async with db.write() as conn:
+                await conn.execute(_PREPARED_INSERT, _row(d, "one@x"))
+                await conn.execute(_INSERT, _row(d, "two@x"))
+                await conn.execute(_PREPARED_INSERT, [_row(d, "three@x")])  # deferred
+                raise _Boom
+        assert await _user_names(db, d) == []
+        # 2. only SQLAlchemy statements (BEGIN pending until then)
+        with pytest.raises(_Boom):
+            async with db.write() as conn:
+                await conn.execute(_INSERT, _row(d, "four@x"))
+                raise _Boom
+        assert await _user_names(db, d) == []
+        # 3. a deferred batch that fails at COMMIT takes the whole transaction with it
+        taken = _row(d, "taken@x")
+        async with db.write() as conn:
+            await conn.execute(_PREPARED_INSERT, taken)
+        with pytest.raises(IntegrityError):
+            async with db.write() as conn:
+                await conn.execute(_PREPARED_INSERT, _row(d, "five@x"))
+                await conn.execute(_PREPARED_INSERT, [_row(d, "six@x"), {**taken}])
+        assert await _user_names(db, d) == ["taken@x"]
+        # 4. the connection is clean afterwards: a good write commits
+        async with db.write() as conn:
+            await conn.execute(_PREPARED_INSERT, [_row(d, "seven@x")])
+        assert await _user_names(db, d) == ["seven@x", "taken@x"]
+        # 5. an empty transaction commits nothing and breaks nothing
+        async with db.write():
+            pass
+        assert await _user_names(db, d) == ["seven@x", "taken@x"]
+    finally:
+        await db.dispose()

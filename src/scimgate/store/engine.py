@@ -146,11 +146,24 @@ class InlineConnection:
 
 class PostgresConnection:
     """An :class:`AsyncConnection` whose :class:`~scimgate.store.prepared.Prepared`
-    statements go straight to psycopg; everything else is SQLAlchemy's."""
+    statements go straight to psycopg; everything else is SQLAlchemy's.
+
+    The connection is in autocommit mode; :meth:`begin`, :meth:`commit` and
+    :meth:`rollback` send the transaction's own SQL, saving round trips (each costs
+    ~100 µs of CPU in psycopg's async path, more than most statements): ``BEGIN`` rides in
+    one pipeline with the transaction's first statement, and a result-less
+    ``executemany`` inside a transaction (the events INSERT) waits to ride with the next
+    statement or with ``COMMIT``. A write such as ``POST /Users`` is then three round
+    trips instead of five. An error in a deferred statement surfaces at that next
+    statement or at ``COMMIT``, still inside the transaction.
+    """
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._driver: Any = None
+        self._in_transaction = False
+        self._begin_pending = False
+        self._deferred: list[tuple[str, list[Any]]] = []
 
     @property
     def dialect(self) -> Any:
@@ -162,40 +175,85 @@ class PostgresConnection:
         return self._driver
 
     async def begin(self) -> None:
-        """Start a transaction on the (autocommit) connection."""
-        await (await self._raw()).execute("BEGIN")
+        self._in_transaction = self._begin_pending = True
 
     async def commit(self) -> None:
-        await self._call("commit")
+        if self._begin_pending and not self._deferred:
+            self._reset()  # nothing was run: nothing to commit
+            return
+        await self._send(b"COMMIT")
+        self._reset()
 
     async def rollback(self) -> None:
-        await self._call("rollback")
+        begun = not self._begin_pending
+        self._reset()
+        if begun:
+            await self._send(b"ROLLBACK", pending=False)
 
-    async def _call(self, method: str) -> None:
+    def _reset(self) -> None:
+        self._in_transaction = self._begin_pending = False
+        self._deferred.clear()
+
+    async def _queue_pending(self, driver: Any) -> None:
+        if self._begin_pending:
+            self._begin_pending = False
+            await driver.execute(b"BEGIN")
+        for sql, args in self._deferred:
+            await driver.cursor().executemany(sql, args)
+        self._deferred.clear()
+
+    async def _send(self, sql: bytes, *, pending: bool = True) -> None:
+        """One SQL command, after whatever is pending, in one round trip."""
         driver = await self._raw()
         try:
-            await getattr(driver, method)()
+            if pending and (self._begin_pending or self._deferred):
+                async with driver.pipeline():
+                    await self._queue_pending(driver)
+                    await driver.execute(sql)
+            else:
+                await driver.execute(sql)
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(method.upper(), None, exc, type(exc)) from exc
+            raise self._error(sql.decode(), exc) from exc
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        driver = await self._raw()
         if not isinstance(statement, Prepared):
+            if self._begin_pending or self._deferred:
+                try:
+                    async with driver.pipeline():
+                        await self._queue_pending(driver)
+                except self._conn.dialect.loaded_dbapi.Error as exc:
+                    raise self._error("BEGIN", exc) from exc
             return await self._conn.execute(statement, parameters)
         dialect = self._conn.dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
-        driver = await self._raw()
+        if isinstance(args, list) and self._in_transaction and compiled.row is None:
+            self._deferred.append((compiled.sql, args))
+            return Prepared.rows(compiled, [], -1)
         try:
             cursor = driver.cursor()
-            if isinstance(args, list):
-                await cursor.executemany(compiled.sql, args)
-                raw: list[Any] = []
+            if self._begin_pending or self._deferred:
+                async with driver.pipeline():
+                    await self._queue_pending(driver)
+                    await self._run(cursor, compiled.sql, args)
             else:
-                await cursor.execute(compiled.sql, args)
-                raw = await cursor.fetchall() if compiled.row is not None else []
+                await self._run(cursor, compiled.sql, args)
+            raw = await cursor.fetchall() if compiled.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
             raise translate(exc, compiled, args, dialect) from exc
         return Prepared.rows(compiled, raw, cursor.rowcount)
+
+    def _error(self, sql: str, exc: Exception) -> Exception:
+        dialect = self._conn.dialect
+        return DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+    @staticmethod
+    async def _run(cursor: Any, sql: str, args: Any) -> None:
+        if isinstance(args, list):
+            await cursor.executemany(sql, args)
+        else:
+            await cursor.execute(sql, args)
 
 
 class Database:
@@ -264,10 +322,10 @@ class Database:
                 await pg.begin()
                 try:
                     yield pg
+                    await pg.commit()
                 except BaseException:
                     await pg.rollback()
                     raise
-                await pg.commit()
             return
         async with self._sqlite_writer:
             with self.sync_engine.connect() as sync:

@@ -98,7 +98,11 @@ class Prepared:
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         keys = list(self.column_keys) if self.column_keys is not None else None
-        compiled: Any = self.statement.compile(dialect=dialect, column_keys=keys)
+        # for_executemany: no implicit RETURNING of a generated key (callers never read
+        # inserted_primary_key), so an INSERT returns rows only when it says RETURNING.
+        compiled: Any = self.statement.compile(
+            dialect=dialect, column_keys=keys, for_executemany=True
+        )
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("Prepared statements take no expanding or literal-execute binds")
         positional = bool(dialect.positional)
