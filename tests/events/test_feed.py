@@ -70,6 +70,8 @@ async def test_a_user_lifecycle_records_its_events(
         assert c.patch(directory.url(f"/Users/{uid}"), json=body).status_code == 200
     add = _patch({"op": "Add", "path": "members", "value": [{"value": uid}]})
     assert c.patch(directory.url(f"/Groups/{group['id']}"), json=add).status_code == 204
+    # Adding a member again is a no-op: no second event, no error.
+    assert c.patch(directory.url(f"/Groups/{group['id']}"), json=add).status_code == 204
     assert c.delete(directory.url(f"/Users/{uid}")).status_code == 204
 
     events = await _all_events(server.database_url, 8, directory_id=directory.id)

@@ -10,8 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, delete, func, select, update
 
 from scimgate.directory import records
 from scimgate.directory.keys import fold
@@ -25,7 +24,7 @@ from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
 
 CHUNK = 500
-"""Ids per IN-list / multi-row insert: well under both backends' parameter limits."""
+"""Ids per IN-list: well under both backends' parameter limits."""
 
 
 @dataclass(frozen=True)
@@ -190,34 +189,61 @@ async def search(
     return await records.search(conn, groups, directory_id, where, order_by, offset, limit)
 
 
+def _lookup(table: Table) -> Select[Any]:
+    """This directory's ids among ``ids``, each with whether it is already a member."""
+    present = group_members.alias("present")
+    return (
+        select(table.c.id, present.c.member_id.is_not(None))
+        .outerjoin(
+            present,
+            and_(present.c.group_id == bindparam("group_id"), present.c.member_id == table.c.id),
+        )
+        .where(
+            table.c.directory_id == bindparam("directory_id"),
+            table.c.id.in_(bindparam("ids", expanding=True)),
+        )
+    )
+
+
+# Built once; the expanding IN keeps one cached compiled form whatever the chunk size.
+_USERS_IN = _lookup(users)
+_GROUPS_IN = _lookup(groups)
+_ADD = Prepared(
+    group_members.insert(),
+    column_keys=(
+        "group_id",
+        "member_id",
+        "directory_id",
+        "user_id",
+        "member_group_id",
+        "display",
+        "created_at",
+    ),
+)
+
+
 async def _classify(
     conn: Conn, directory_id: str, group_id: str, members: Mapping[str, str | None]
 ) -> list[dict[str, Any]]:
-    """Membership rows for the given ids; refuses ids that are not a user or group here."""
+    """Membership rows for the given ids that are not members yet; refuses ids that are
+    not a user or group of this directory. (The caller holds the group's row lock, so
+    "not a member yet" stays true until it commits.)"""
     wanted = list(members)
     user_ids: set[str] = set()
     group_ids: set[str] = set()
+    present: set[str] = set()
     for chunk in _chunks(wanted):
-        user_ids.update(
-            (
-                await conn.execute(
-                    select(users.c.id).where(
-                        users.c.directory_id == directory_id, users.c.id.in_(chunk)
-                    )
-                )
-            ).scalars()
-        )
+        params = {"directory_id": directory_id, "group_id": group_id, "ids": chunk}
+        for member_id, is_member in await conn.execute(_USERS_IN, params):
+            user_ids.add(member_id)
+            if is_member:
+                present.add(member_id)
         rest = [i for i in chunk if i not in user_ids]
         if rest:
-            group_ids.update(
-                (
-                    await conn.execute(
-                        select(groups.c.id).where(
-                            groups.c.directory_id == directory_id, groups.c.id.in_(rest)
-                        )
-                    )
-                ).scalars()
-            )
+            for member_id, is_member in await conn.execute(_GROUPS_IN, {**params, "ids": rest}):
+                group_ids.add(member_id)
+                if is_member:
+                    present.add(member_id)
     unknown = [i for i in wanted if i not in user_ids and i not in group_ids]
     if unknown:
         shown = ", ".join(repr(i) for i in unknown[:5]) + (" …" if len(unknown) > 5 else "")
@@ -239,6 +265,7 @@ async def _classify(
             "created_at": now,
         }
         for mid in wanted
+        if mid not in present
     ]
 
 
@@ -259,16 +286,9 @@ async def add_members(
     """Add members (id → display name the client gave, or None); existing ones are a
     no-op. Records one ``group.member_added`` per member actually added."""
     rows = await _classify(unit.conn, unit.directory_id, group.id, members)
-    insert_ = postgresql.insert if unit.conn.dialect.name == "postgresql" else sqlite.insert
-    added: list[tuple[str, str | None]] = []
-    for start in range(0, len(rows), CHUNK):
-        stmt = (
-            insert_(group_members)
-            .values(rows[start : start + CHUNK])
-            .on_conflict_do_nothing(index_elements=["group_id", "member_id"])
-            .returning(group_members.c.member_id, group_members.c.user_id)
-        )
-        added.extend((r.member_id, r.user_id) for r in await unit.conn.execute(stmt))
+    if rows:
+        await unit.conn.execute(_ADD, rows)  # one batch, whatever the count
+    added = [(row["member_id"], row["user_id"]) for row in rows]
     _member_events(unit, "group.member_added", group, added)
     return [member_id for member_id, _ in added]
 
