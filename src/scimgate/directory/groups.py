@@ -293,17 +293,35 @@ async def add_members(
     return [member_id for member_id, _ in added]
 
 
+_REMOVE_ONE = Prepared(
+    delete(group_members)
+    .where(
+        group_members.c.group_id == bindparam("group_id"),
+        group_members.c.member_id == bindparam("member_id"),
+    )
+    .returning(group_members.c.member_id, group_members.c.user_id)
+)
+"""What IdPs send most: one member removed per PATCH."""
+
+
 async def remove_members(unit: Unit, group: ResourceRecord, member_ids: Sequence[str]) -> list[str]:
     """Remove the listed members (absent ones are ignored); one ``group.member_removed``
     per member actually removed."""
     removed: list[tuple[str, str | None]] = []
-    for chunk in _chunks(list(dict.fromkeys(member_ids))):
-        result = await unit.conn.execute(
-            delete(group_members)
-            .where(group_members.c.group_id == group.id, group_members.c.member_id.in_(chunk))
-            .returning(group_members.c.member_id, group_members.c.user_id)
+    unique = list(dict.fromkeys(member_ids))
+    if len(unique) == 1:
+        params = {"group_id": group.id, "member_id": unique[0]}
+        removed.extend(
+            (r.member_id, r.user_id) for r in await unit.conn.execute(_REMOVE_ONE, params)
         )
-        removed.extend((r.member_id, r.user_id) for r in result)
+    else:
+        for chunk in _chunks(unique):
+            result = await unit.conn.execute(
+                delete(group_members)
+                .where(group_members.c.group_id == group.id, group_members.c.member_id.in_(chunk))
+                .returning(group_members.c.member_id, group_members.c.user_id)
+            )
+            removed.extend((r.member_id, r.user_id) for r in result)
     _member_events(unit, "group.member_removed", group, removed)
     return [member_id for member_id, _ in removed]
 
