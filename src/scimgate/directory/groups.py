@@ -143,16 +143,30 @@ async def replace(
     return record
 
 
+def _leave(column: ColumnElement[Any]) -> Prepared:
+    return Prepared(
+        update(groups)
+        .where(groups.c.id.in_(select(group_members.c.group_id).where(column == bindparam("m"))))
+        .where(groups.c.directory_id == bindparam("directory_id"))
+        .values(version=groups.c.version + 1, updated_at=bindparam("now"))
+        .returning(groups.c.id, groups.c.display_name)
+    )
+
+
+_LEAVE = {"User": _leave(group_members.c.user_id), "Group": _leave(group_members.c.member_group_id)}
+_DELETE = Prepared(
+    delete(groups).where(
+        groups.c.directory_id == bindparam("directory_id"), groups.c.id == bindparam("id")
+    )
+)
+
+
 async def leave_groups(unit: Unit, member_id: str, member_type: str) -> None:
     """Before a user or group is deleted (its memberships go by cascade): give every group
     it belonged to a new version and a ``group.member_removed`` event."""
-    column = group_members.c.user_id if member_type == "User" else group_members.c.member_group_id
     left = await unit.conn.execute(
-        update(groups)
-        .where(groups.c.id.in_(select(group_members.c.group_id).where(column == member_id)))
-        .where(groups.c.directory_id == unit.directory_id)
-        .values(version=groups.c.version + 1, updated_at=utcnow())
-        .returning(groups.c.id, groups.c.display_name)
+        _LEAVE[member_type],
+        {"m": member_id, "directory_id": unit.directory_id, "now": utcnow()},
     )
     reason = "user_deleted" if member_type == "User" else "group_deleted"
     for group_id, display_name in left:
@@ -171,9 +185,7 @@ async def delete_group(unit: Unit, current: ResourceRecord) -> None:
     of get ``group.member_removed``; its own members get no per-member event (the
     ``group.deleted`` event implies them)."""
     await leave_groups(unit, current.id, "Group")
-    await unit.conn.execute(
-        delete(groups).where(groups.c.directory_id == unit.directory_id, groups.c.id == current.id)
-    )
+    await unit.conn.execute(_DELETE, {"directory_id": unit.directory_id, "id": current.id})
     unit.emit("group.deleted", {"group": normalized_group(current, unit.organization_id)})
 
 

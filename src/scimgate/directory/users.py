@@ -75,6 +75,11 @@ _SELECT = select(*_RECORD_COLUMNS).where(
     users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("user_id")
 )
 _GET = Prepared(_SELECT)
+_DELETE = Prepared(
+    delete(users).where(
+        users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("id")
+    )
+)
 _GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
 _INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c))
 _UPDATE = Prepared(
@@ -147,9 +152,7 @@ async def delete_user(unit: Unit, current: ResourceRecord) -> None:
     """Delete a user and (by cascade) its memberships. The groups it left get a new
     version and a ``group.member_removed`` event each, then ``user.deleted``."""
     await leave_groups(unit, current.id, "User")
-    await unit.conn.execute(
-        delete(users).where(users.c.directory_id == unit.directory_id, users.c.id == current.id)
-    )
+    await unit.conn.execute(_DELETE, {"directory_id": unit.directory_id, "id": current.id})
     unit.emit("user.deleted", {"user": normalized_user(current, unit.organization_id)})
 
 
