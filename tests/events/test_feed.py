@@ -97,6 +97,31 @@ async def test_a_user_lifecycle_records_its_events(
     assert len({e.id for e in events}) == len(events)
 
 
+async def test_deleting_a_member_group_leaves_its_parent(
+    server: LiveServer, directory: Directory
+) -> None:
+    c = directory.client
+    parent = c.post(directory.url("/Groups"), json={"displayName": f"P {uuid.uuid4()}"}).json()
+    child = c.post(directory.url("/Groups"), json={"displayName": f"C {uuid.uuid4()}"}).json()
+    add = _patch({"op": "add", "path": "members", "value": [{"value": child["id"]}]})
+    assert c.patch(directory.url(f"/Groups/{parent['id']}"), json=add).status_code == 204
+    before = c.get(directory.url(f"/Groups/{parent['id']}")).json()
+    assert c.delete(directory.url(f"/Groups/{child['id']}")).status_code == 204
+    after = c.get(directory.url(f"/Groups/{parent['id']}")).json()
+    assert "members" not in after
+    assert after["meta"]["version"] != before["meta"]["version"]
+    events = await _all_events(server.database_url, 5, directory_id=directory.id)
+    removed = [e for e in events if e.type == "group.member_removed"]
+    assert [e.data for e in removed] == [
+        {
+            "group": {"id": parent["id"], "display_name": parent["displayName"]},
+            "member": {"id": child["id"], "type": "Group"},
+            "reason": "group_deleted",
+        }
+    ]
+    assert [e.type for e in events][-1] == "group.deleted"
+
+
 async def test_failed_requests_record_no_events(server: LiveServer, directory: Directory) -> None:
     c = directory.client
     name = f"dup-{uuid.uuid4()}@contoso.com"
