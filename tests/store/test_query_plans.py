@@ -1,0 +1,33 @@
+"""Hot statements must probe indexes, not walk a directory: on SQLite before ANALYZE (a
+fresh production database), ``directory_id = ? AND id IN (…)`` walked every user of the
+directory per member PATCH: 100,000 index entries for a 100,000-user Entra tenant."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from scimgate.directory.groups import _GROUPS_IN, _USERS_IN
+from scimgate.store.migrate import upgrade
+
+
+def _plan(conn: sqlite3.Connection, statement: Any, ids: int) -> str:
+    sql = str(statement.compile(dialect=sqlite_dialect.dialect()))
+    sql = sql.replace("(__[POSTCOMPILE_ids])", "(" + ",".join("?" * ids) + ")")
+    sql = sql.replace(":group_id", "?")
+    rows = conn.execute("EXPLAIN QUERY PLAN " + sql, ["g", *[f"id-{i}" for i in range(ids)]])
+    return "\n".join(str(row[3]) for row in rows)
+
+
+@pytest.mark.parametrize("statement", [_USERS_IN, _GROUPS_IN], ids=["users", "groups"])
+def test_member_lookup_probes_the_primary_key(tmp_path: Path, statement: Any) -> None:
+    path = tmp_path / "plans.db"
+    upgrade(f"sqlite:///{path}")  # fresh schema, no statistics: what a new install has
+    with sqlite3.connect(path) as conn:
+        plan = _plan(conn, statement, 10)
+    assert "autoindex" in plan and "(id=?)" in plan, plan
+    assert "ix_users_directory" not in plan and "ix_groups_directory" not in plan, plan
