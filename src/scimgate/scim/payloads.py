@@ -5,7 +5,8 @@ server owns (``id``, ``meta``, a user's ``groups``, a group's ``members``) and w
 ``password`` (write-only; scimgate stores no credentials). Reads can then serve stored JSON
 without a model round trip. scim2-models does the type checking; this module adds what Entra
 needs on top of it: tolerance of nulls and unknown schema URIs in ``schemas``, manager ids in
-Entra's shapes, verbatim custom extensions, and errors an IdP admin can act on.
+Entra's shapes, verbatim custom extensions, and errors an IdP admin can act on. Plain bodies,
+most of what IdPs send, skip the model for the same document (see fast_payloads).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scim2_models.resources.user import Email
 
 from scimgate.directory.keys import fold
 from scimgate.scim.errors import ScimError, invalid_syntax, invalid_value
+from scimgate.scim.fast_payloads import plain_dump
 
 __all__ = [
     "ENTERPRISE_SCHEMA",
@@ -73,6 +75,15 @@ def user_name_key(user_name: str) -> str:
 
 def parse_user(body: Any) -> dict[str, Any]:
     """Validate a POST or PUT /Users body and return its canonical document."""
+    return _parse_user(body, fast=True)
+
+
+def _parse_user_models(body: Any) -> dict[str, Any]:
+    """:func:`parse_user` all through scim2-models: what its fast path is tested against."""
+    return _parse_user(body, fast=False)
+
+
+def _parse_user(body: Any, *, fast: bool) -> dict[str, Any]:
     split = split_document(body, ScimUser, ignored=("id", "meta", "groups", "password"))
     _require_string(split.core, "userName")
     enterprise = find_key(split.core, ENTERPRISE_SCHEMA)
@@ -85,7 +96,7 @@ def parse_user(body: Any) -> dict[str, Any]:
         if manager_key is not None:
             manager = manager_value(ext.pop(manager_key), f"{ENTERPRISE_SCHEMA}:manager")
         split.core[enterprise] = ext
-    doc = dump(validate(ScimUser, split.core), split)
+    doc = _canonical(ScimUser, split, fast=fast)
     if manager is not None:
         doc.setdefault(ENTERPRISE_SCHEMA, {})["manager"] = manager
         if ENTERPRISE_SCHEMA not in doc["schemas"]:
@@ -95,13 +106,22 @@ def parse_user(body: Any) -> dict[str, Any]:
 
 def parse_group(body: Any) -> tuple[dict[str, Any], list[MemberRef] | None]:
     """Validate a POST or PUT /Groups body; members are returned apart, for the store."""
+    return _parse_group(body, fast=True)
+
+
+def _parse_group_models(body: Any) -> tuple[dict[str, Any], list[MemberRef] | None]:
+    """:func:`parse_group` all through scim2-models: what its fast path is tested against."""
+    return _parse_group(body, fast=False)
+
+
+def _parse_group(body: Any, *, fast: bool) -> tuple[dict[str, Any], list[MemberRef] | None]:
     split = split_document(body, ScimGroup, ignored=("id", "meta"))
     _require_string(split.core, "displayName")
     members_key = find_key(split.core, "members")
     members = None
     if members_key is not None:
         members = member_refs(split.core.pop(members_key), "members")
-    return dump(validate(ScimGroup, split.core), split), members
+    return _canonical(ScimGroup, split, fast=fast), members
 
 
 _TYPES: dict[str, Literal["User", "Group"]] = {"user": "User", "group": "Group"}
@@ -224,10 +244,25 @@ def validate(model: type[M], core: dict[str, Any]) -> M:
         raise scim_error(exc, resource_name(model)) from exc
 
 
+def _canonical(model: type[M], split: SplitDocument, *, fast: bool) -> dict[str, Any]:
+    """The canonical document of a split body: :func:`validate` then :func:`dump`, or with
+    ``fast``, the same document built without the model when the body is plain enough for
+    :func:`~scimgate.scim.fast_payloads.plain_dump` to vouch for it."""
+    doc = plain_dump(model, split.core) if fast else None
+    if doc is None:
+        return dump(validate(model, split.core), split)
+    return _with_set_aside(doc, split)
+
+
 def dump(resource: Resource[Any], split: SplitDocument) -> dict[str, Any]:
     """The canonical document: the model's request dump (no read-only attributes) plus the
     custom extensions and schema URIs set aside by :func:`split_document`."""
-    doc: dict[str, Any] = resource.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    doc = resource.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    return _with_set_aside(doc, split)
+
+
+def _with_set_aside(doc: dict[str, Any], split: SplitDocument) -> dict[str, Any]:
+    """A model's request dump, plus what :func:`split_document` set aside."""
     schemas: list[str] = doc["schemas"]
     for urn in [*split.foreign_schemas, *split.extensions]:
         if urn.casefold() not in (s.casefold() for s in schemas):
