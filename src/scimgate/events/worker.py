@@ -328,7 +328,7 @@ class WebhookWorker:
         if row is None:  # another worker is dispatching right now
             return 0, 0
         found, cursor = await feed.read(
-            conn, after=feed.Cursor(row.txid, row.seq), limit=self.batch
+            conn, after=feed.Cursor(row.txid, row.seq), limit=self.batch, with_data=False
         )
         if not found:
             return 0, 0
