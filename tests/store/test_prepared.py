@@ -138,3 +138,39 @@ async def test_a_write_is_atomic_whatever_runs_in_it(database_url: str) -> None:
         assert await _user_names(db, d) == ["seven@x", "taken@x"]
     finally:
         await db.dispose()
+
+
+_BUMP = Prepared(
+    users.update()
+    .where(users.c.id == bindparam("uid"))
+    .values(version=users.c.version + bindparam("by")),
+    deferrable=True,
+)
+_VERSION = Prepared(select(users.c.version).where(users.c.id == bindparam("uid")))
+
+
+async def test_a_deferrable_statement_is_applied_in_order(database_url: str) -> None:
+    """A deferrable statement may travel later (PostgreSQL), never out of order: the next
+    statement of the transaction sees it, COMMIT keeps it, a failure drops it."""
+    db = Database(database_url)
+    try:
+        tenancy = Tenancy(db)
+        org = await tenancy.create_organization("Deferrable")
+        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
+        row = _row(directory.id, "bump@x")
+        async with db.write() as conn:
+            await conn.execute(_PREPARED_INSERT, row)
+        async with db.write() as conn:
+            await conn.execute(_BUMP, {"uid": row["id"], "by": 1})
+            assert (await conn.execute(_VERSION, {"uid": row["id"]})).scalar_one() == 4
+            await conn.execute(_BUMP, {"uid": row["id"], "by": 10})
+        async with db.read() as conn:
+            assert (await conn.execute(_VERSION, {"uid": row["id"]})).scalar_one() == 14
+        with pytest.raises(_Boom):
+            async with db.write() as conn:
+                await conn.execute(_BUMP, {"uid": row["id"], "by": 100})
+                raise _Boom
+        async with db.read() as conn:
+            assert (await conn.execute(_VERSION, {"uid": row["id"]})).scalar_one() == 14
+    finally:
+        await db.dispose()

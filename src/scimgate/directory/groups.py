@@ -85,7 +85,7 @@ _TOUCH_STATEMENT = (
     .where(groups.c.id == bindparam("b_id"))
     .values(version=bindparam("b_version"), updated_at=bindparam("b_updated_at"))
 )
-_TOUCH = Prepared(_TOUCH_STATEMENT)
+_TOUCH = Prepared(_TOUCH_STATEMENT, deferrable=True)  # a version bump: nothing to read
 _UPDATE = Prepared(
     _TOUCH_STATEMENT.values(
         **{

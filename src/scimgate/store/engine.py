@@ -152,8 +152,9 @@ class PostgresConnection:
     :meth:`rollback` send the transaction's own SQL, saving round trips (each costs
     ~100 µs of CPU in psycopg's async path, more than most statements): ``BEGIN`` rides in
     one pipeline with the transaction's first statement, and a result-less
-    ``executemany`` inside a transaction (the events INSERT) waits to ride with the next
-    statement or with ``COMMIT``. A write such as ``POST /Users`` is then three round
+    ``executemany`` inside a transaction (the events INSERT), or a statement marked
+    ``deferrable`` (a group's version bump), waits to ride with the next statement or with
+    ``COMMIT``. A write such as ``POST /Users`` is then three round
     trips instead of five. An error in a deferred statement surfaces at that next
     statement or at ``COMMIT``, still inside the transaction.
     """
@@ -228,9 +229,13 @@ class PostgresConnection:
         dialect = self._conn.dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
-        if isinstance(args, list) and self._in_transaction and compiled.row is None:
-            self._deferred.append((compiled.sql, args))
-            return Prepared.rows(compiled, [], -1)
+        if self._in_transaction and compiled.row is None:
+            if isinstance(args, list):
+                self._deferred.append((compiled.sql, args))
+                return Prepared.rows(compiled, [], -1)
+            if statement.deferrable:
+                self._deferred.append((compiled.sql, [args]))
+                return Prepared.rows(compiled, [], -1)
         try:
             cursor = driver.cursor()
             if self._begin_pending or self._deferred:

@@ -82,12 +82,22 @@ class Prepared:
     """A statement run on the driver, with SQLAlchemy's SQL text and type processing."""
 
     def __init__(
-        self, statement: ClauseElement, *, column_keys: tuple[str, ...] | None = None
+        self,
+        statement: ClauseElement,
+        *,
+        column_keys: tuple[str, ...] | None = None,
+        deferrable: bool = False,
     ) -> None:
         """``column_keys``: for an ``insert()`` without ``.values()``, the columns every
-        execution supplies (binds named after the columns, as ``conn.execute`` does)."""
+        execution supplies (binds named after the columns, as ``conn.execute`` does).
+
+        ``deferrable``: inside a transaction, the statement may be sent with the next one
+        (or with COMMIT) on PostgreSQL; only for statements whose caller reads no result,
+        not even ``rowcount``, and expects no error it would handle at that point (a
+        batch executed with a list of parameters is always deferrable)."""
         self.statement = statement
         self.column_keys = column_keys
+        self.deferrable = deferrable
         self._by_dialect: dict[str, _Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
