@@ -22,6 +22,13 @@ _SELECT = select(users).where(users.c.directory_id == bindparam("d")).order_by(u
 _PREPARED_SELECT = Prepared(_SELECT)
 
 
+async def _new_directory(db: Database, name: str) -> str:
+    tenancy = Tenancy(db)
+    org = await tenancy.create_organization(name)
+    directory, _ = await tenancy.create_directory(org.id, "d", "entra")
+    return directory.id
+
+
 def _row(directory_id: str, name: str, **extra: Any) -> dict[str, Any]:
     now = datetime(2026, 11, 25, 12, 30, 1, 123456, tzinfo=UTC)
     return {
@@ -43,19 +50,17 @@ def _row(directory_id: str, name: str, **extra: Any) -> dict[str, Any]:
 async def test_prepared_statements_match_sqlalchemy(database_url: str) -> None:
     db = Database(database_url)
     try:
-        tenancy = Tenancy(db)
-        org = await tenancy.create_organization("Prepared")
-        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
+        directory_id = await _new_directory(db, "Prepared")
         async with db.write() as conn:
-            await conn.execute(_PREPARED_INSERT, _row(directory.id, "a@x"))
+            await conn.execute(_PREPARED_INSERT, _row(directory_id, "a@x"))
             # executemany, as the events INSERT does
             await conn.execute(
-                _PREPARED_INSERT, [_row(directory.id, "b@x"), _row(directory.id, "c@x")]
+                _PREPARED_INSERT, [_row(directory_id, "b@x"), _row(directory_id, "c@x")]
             )
-            await conn.execute(_INSERT, _row(directory.id, "d@x", active=None))
+            await conn.execute(_INSERT, _row(directory_id, "d@x", active=None))
         async with db.read() as conn:
-            prepared = (await conn.execute(_PREPARED_SELECT, {"d": directory.id})).all()
-            reference = list(await conn.execute(_SELECT, {"d": directory.id}))
+            prepared = (await conn.execute(_PREPARED_SELECT, {"d": directory_id})).all()
+            reference = list(await conn.execute(_SELECT, {"d": directory_id}))
         assert [tuple(r) for r in prepared] == [tuple(r) for r in reference]
         assert len(prepared) == 4
         first = prepared[0]
@@ -71,17 +76,15 @@ async def test_prepared_statements_match_sqlalchemy(database_url: str) -> None:
 async def test_prepared_errors_are_sqlalchemy_errors(database_url: str) -> None:
     db = Database(database_url)
     try:
-        tenancy = Tenancy(db)
-        org = await tenancy.create_organization("Prepared errors")
-        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
-        row = _row(directory.id, "dup@x")
+        directory_id = await _new_directory(db, "Prepared errors")
+        row = _row(directory_id, "dup@x")
         async with db.write() as conn:
             await conn.execute(_PREPARED_INSERT, row)
         with pytest.raises(IntegrityError):
             async with db.write() as conn:
                 await conn.execute(_PREPARED_INSERT, {**row, "id": str(uuid.uuid4())})
         async with db.read() as conn:
-            found = await conn.execute(_PREPARED_SELECT, {"d": directory.id})
+            found = await conn.execute(_PREPARED_SELECT, {"d": directory_id})
             assert [r.user_name for r in found] == ["dup@x"], "the failed write left nothing"
     finally:
         await db.dispose()
@@ -101,10 +104,8 @@ async def test_a_write_is_atomic_whatever_runs_in_it(database_url: str) -> None:
     the next statement or COMMIT: none of that may weaken the transaction."""
     db = Database(database_url)
     try:
-        tenancy = Tenancy(db)
-        org = await tenancy.create_organization("Atomic")
-        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
-        d = directory.id
+        directory_id = await _new_directory(db, "Atomic")
+        d = directory_id
         # 1. prepared + SQLAlchemy statements, then the code fails: nothing stays
         with pytest.raises(_Boom):
             async with db.write() as conn:
@@ -154,10 +155,8 @@ async def test_a_deferrable_statement_is_applied_in_order(database_url: str) -> 
     statement of the transaction sees it, COMMIT keeps it, a failure drops it."""
     db = Database(database_url)
     try:
-        tenancy = Tenancy(db)
-        org = await tenancy.create_organization("Deferrable")
-        directory, _ = await tenancy.create_directory(org.id, "d", "entra")
-        row = _row(directory.id, "bump@x")
+        directory_id = await _new_directory(db, "Deferrable")
+        row = _row(directory_id, "bump@x")
         async with db.write() as conn:
             await conn.execute(_PREPARED_INSERT, row)
         async with db.write() as conn:
