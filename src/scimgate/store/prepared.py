@@ -55,12 +55,10 @@ class Rows:
         return self._rows[0][0] if self._rows else None
 
     def scalar_one(self) -> Any:
-        if len(self._rows) != 1:
-            raise (
-                sa_exc.NoResultFound("expected exactly one row")
-                if not self._rows
-                else (sa_exc.MultipleResultsFound("expected exactly one row"))
-            )
+        if not self._rows:
+            raise sa_exc.NoResultFound("expected exactly one row, got none")
+        if len(self._rows) > 1:
+            raise sa_exc.MultipleResultsFound("expected exactly one row, got several")
         return self._rows[0][0]
 
 
@@ -146,18 +144,14 @@ class Prepared:
         return self.parameters(compiled, params or {})
 
     def parameters(self, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
-        bind = compiled.bind
-        values = {
-            name: (
-                proc(params[name] if name in params else compiled.defaults.get(name))
-                if (proc := bind.get(name)) is not None
-                else (params[name] if name in params else compiled.defaults.get(name))
-            )
-            for name in compiled.names
-        }
+        values = []
+        for name in compiled.names:
+            value = params[name] if name in params else compiled.defaults.get(name)
+            proc = compiled.bind.get(name)
+            values.append(proc(value) if proc is not None else value)
         if compiled.positional:
-            return tuple(values[name] for name in compiled.names)
-        return values
+            return tuple(values)
+        return dict(zip(compiled.names, values, strict=True))
 
     @staticmethod
     def rows(compiled: _Compiled, raw: list[Any], rowcount: int) -> Rows:
