@@ -367,16 +367,7 @@ def test_worker_process_delivers_webhooks(
             env={**os.environ, "SCIMGATE_WEBHOOK_ALLOW_PRIVATE": "true"},
         )
         try:
-            created = _api(a).post(
-                "/webhook-endpoints",
-                json={
-                    "organization_id": directory.organization_id,
-                    "url": receiver.url(),
-                    "event_types": ["user.created"],
-                },
-            )
-            assert created.status_code == 201, created.text
-            secret = created.json()["secret"]
+            secret = receiver.subscribe(_api(a), directory.organization_id, ["user.created"])
             users = [create_user(directory)["userName"] for _ in range(3)]
             deadline = time.monotonic() + 20
             while len(receiver.on("/hook")) < len(users) and time.monotonic() < deadline:

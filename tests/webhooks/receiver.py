@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -94,6 +96,19 @@ class Receiver:
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def subscribe(self, api: httpx.Client, organization_id: str, event_types: list[str]) -> str:
+        """Register this receiver's ``/hook`` through the management API; its secret."""
+        created = api.post(
+            "/webhook-endpoints",
+            json={
+                "organization_id": organization_id,
+                "url": self.url(),
+                "event_types": event_types,
+            },
+        )
+        assert created.status_code == 201, created.text
+        return str(created.json()["secret"])
 
     def on(self, path: str) -> list[Hit]:
         with self._lock:

@@ -30,16 +30,7 @@ def test_serve_delivers_webhooks_in_process(served: LiveServer) -> None:
         api = httpx.Client(
             base_url=f"{served.base_url}/api/v1", headers={"Authorization": f"Bearer {key}"}
         )
-        created = api.post(
-            "/webhook-endpoints",
-            json={
-                "organization_id": directory.organization_id,
-                "url": receiver.url(),
-                "event_types": ["user.created"],
-            },
-        )
-        assert created.status_code == 201, created.text
-        secret = created.json()["secret"]
+        secret = receiver.subscribe(api, directory.organization_id, ["user.created"])
         user_name = f"hook-{uuid.uuid4()}@contoso.com"
         r = directory.client.post(
             directory.url("/Users"),
