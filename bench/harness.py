@@ -119,6 +119,21 @@ def new_directory(database_url: str, public_url: str) -> Directory:
     return Directory(info["id"], info["scim_base_url"], info["token"])
 
 
+def loadgen_command(directory: Directory, server_pid: int, *args: str) -> list[str]:
+    """``bench/loadgen.py`` against this directory, reporting the server's RSS and CPU."""
+    return [
+        sys.executable,
+        str(Path(__file__).resolve().parent / "loadgen.py"),
+        "--base-url",
+        directory.scim_base_url,
+        "--token",
+        directory.token,
+        "--server-pid",
+        str(server_pid),
+        *args,
+    ]
+
+
 @dataclass
 class Server:
     base_url: str

@@ -27,8 +27,6 @@ from pathlib import Path
 
 import harness
 
-BENCH = Path(__file__).resolve().parent
-
 # First match wins, looking from the innermost frame outwards.
 LAYERS = (
     ("/aiosqlite/", "database driver (aiosqlite: thread hand-offs)"),
@@ -144,17 +142,7 @@ def main() -> int:
             )
         time.sleep(1.0)
         load = subprocess.run(
-            [
-                sys.executable,
-                str(BENCH / "loadgen.py"),
-                "--base-url",
-                directory.scim_base_url,
-                "--token",
-                directory.token,
-                "--server-pid",
-                str(srv.pid),
-                *loadgen_args,
-            ],
+            harness.loadgen_command(directory, srv.pid, *loadgen_args),
             capture_output=True,
             text=True,
             check=False,

@@ -29,8 +29,6 @@ from typing import Any
 
 import harness
 
-BENCH = Path(__file__).resolve().parent
-
 SIZES: dict[str, dict[str, int]] = {
     "smoke": {"users": 200, "groups": 4, "members_per_group": 25, "concurrency": 8},
     "standard": {"users": 2000, "groups": 20, "members_per_group": 100, "concurrency": 16},
@@ -68,13 +66,9 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
         harness.server(url, workers=args.workers) as srv,
     ):
         directory = harness.new_directory(url, srv.base_url)
-        command = [
-            sys.executable,
-            str(BENCH / "loadgen.py"),
-            "--base-url",
-            directory.scim_base_url,
-            "--token",
-            directory.token,
+        command = harness.loadgen_command(
+            directory,
+            srv.pid,
             "--users",
             str(size["users"]),
             "--groups",
@@ -87,10 +81,8 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
             dialect,
             "--cycle",
             args.cycle,
-            "--server-pid",
-            str(srv.pid),
             "--verify",
-        ]
+        )
         if args.client:
             command += ["--client", args.client]
         out = subprocess.run(command, capture_output=True, text=True, check=False)
