@@ -14,11 +14,15 @@ from typing import Any
 
 import orjson
 
+# scim2-models keys extension attributes by URN, a str subclass, which orjson refuses as a
+# key by default (every enterprise user would silently take the slow path).
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
 
 def dumps_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a >64-bit integer, a lone surrogate…
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -26,7 +30,7 @@ def dumps_bytes(value: Any) -> bytes:
 def dumps(value: Any) -> str:
     """Compact JSON text, for the database's JSON columns."""
     try:
-        return orjson.dumps(value).decode("utf-8")
+        return orjson.dumps(value, option=_OPTIONS).decode("utf-8")
     except TypeError:
         # ensure_ascii keeps a lone surrogate storable, as SQLAlchemy's default does.
         return json.dumps(value, separators=(",", ":"))
