@@ -72,7 +72,9 @@ def create_app(
     to head.
     """
     settings = settings or Settings.from_env()
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    db = Database(
+        settings.database_url, pool_size=settings.db_pool_size, background_checkpoints=True
+    )
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from scimgate.events import feed, outbox
-from scimgate.store.engine import Database, PostgresConnection
+from scimgate.store.connections import PostgresConnection
+from scimgate.store.engine import Database
 from tests.live import Directory, LiveServer
 
 

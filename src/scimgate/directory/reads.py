@@ -39,7 +39,7 @@ from scimgate.directory.tenancy import (
     organization_from_row,
 )
 from scimgate.errors import InvalidInput, NotFound
-from scimgate.store.engine import Conn
+from scimgate.store.connections import Conn
 from scimgate.store.tables import directories, group_members, groups, organizations, users
 
 MAX_SCOPE_DIRECTORIES = 200

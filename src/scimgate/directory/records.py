@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, bindparam, func, select
 
-from scimgate.store.engine import Conn
+from scimgate.store.connections import Conn
 from scimgate.store.prepared import Prepared
 
 

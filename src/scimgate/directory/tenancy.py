@@ -20,7 +20,8 @@ from scimgate.directory.tokens import generate_token, hash_token, token_hint, to
 from scimgate.errors import Conflict, InvalidInput, NotFound
 from scimgate.events import outbox
 from scimgate.events.bus import EventBus
-from scimgate.store.engine import Conn, Database
+from scimgate.store.connections import Conn
+from scimgate.store.engine import Database
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import directories, organizations
 

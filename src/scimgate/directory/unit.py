@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from scimgate.events import outbox
 from scimgate.events.bus import EventBus
 from scimgate.events.outbox import Event
-from scimgate.store.engine import Conn, Database
+from scimgate.store.connections import Conn
+from scimgate.store.engine import Database
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import new_id, utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
-from scimgate.store.engine import Conn
+from scimgate.store.connections import Conn
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
 

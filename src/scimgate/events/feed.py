@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Text, cast, func, select, tuple_
 
 from scimgate.events.outbox import Event
-from scimgate.store.engine import Conn
+from scimgate.store.connections import Conn
 from scimgate.store.tables import events, organizations
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Text, cast, func, literal
 
-from scimgate.store.engine import Conn
+from scimgate.store.connections import Conn
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import events
 

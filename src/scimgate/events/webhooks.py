@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from scimgate.errors import InvalidInput, NotFound
 from scimgate.events import ssrf
 from scimgate.events.outbox import EVENT_TYPES
-from scimgate.store.engine import Conn, Database
+from scimgate.store.connections import Conn
+from scimgate.store.engine import Database
 from scimgate.store.tables import (
     directories,
     events,

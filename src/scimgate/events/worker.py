@@ -47,7 +47,8 @@ from scimgate.events import feed, ssrf
 from scimgate.events.outbox import Event
 from scimgate.events.webhooks import EXCERPT_BYTES, FAILED, PENDING, SUCCEEDED
 from scimgate.settings import Settings
-from scimgate.store.engine import Conn, Database
+from scimgate.store.connections import Conn
+from scimgate.store.engine import Database
 from scimgate.store.tables import (
     events,
     feed_cursors,

@@ -45,7 +45,8 @@ from scimgate.scim.render import (
     wants,
 )
 from scimgate.settings import Settings
-from scimgate.store.engine import Conn, Database
+from scimgate.store.connections import Conn
+from scimgate.store.engine import Database
 
 _UNKNOWN = object()
 """Marks a root-search filter that names an attribute the resource type lacks."""

@@ -1,0 +1,208 @@
+"""The connections repositories run statements on, one per backend.
+
+Both take :class:`~scimgate.store.prepared.Prepared` statements straight to the driver
+(sqlite3, psycopg) and everything else through SQLAlchemy. :class:`~scimgate.store.engine.
+Database` lends them to units of work (see :mod:`scimgate.store.held`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from psycopg.pq import PipelineStatus, TransactionStatus
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scimgate.store.prepared import Prepared, translate
+
+_IDLE = TransactionStatus.IDLE
+_PIPELINE_OFF = PipelineStatus.OFF
+
+
+class Conn(Protocol):
+    """What the repositories run statements on: ``execute`` and ``dialect`` of SQLAlchemy's
+    :class:`AsyncConnection`, which also takes :class:`~scimgate.store.prepared.Prepared`
+    statements (:class:`InlineConnection` on SQLite, :class:`PostgresConnection`)."""
+
+    @property
+    def dialect(self) -> Any: ...
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any: ...
+
+
+class InlineConnection:
+    """The part of :class:`AsyncConnection` the repositories use, over a synchronous
+    SQLite connection whose statements run inline on the event loop.
+
+    SQLite answers an indexed query in microseconds; the thread hop aiosqlite makes for
+    every statement (and for BEGIN, COMMIT and the pool's reset) cost ~200 µs each and
+    dominated request time. Writers are serialised anyway, so running inline loses no
+    parallelism. Results are the same buffered ``CursorResult`` objects; a
+    :class:`~scimgate.store.prepared.Prepared` statement goes straight to sqlite3.
+    """
+
+    def __init__(self, sync: Connection) -> None:
+        self._sync = sync
+        #: A SQLAlchemy statement ran: its cursor may still hold a read snapshot, so the
+        #: lender hands the connection back to the pool (which resets it) after the unit.
+        self.used_core = False
+
+    @property
+    def dialect(self) -> Any:
+        return self._sync.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if not isinstance(statement, Prepared):
+            self.used_core = True
+            return self._sync.execute(statement, parameters)
+        dialect = self._sync.dialect
+        compiled = statement.compiled(dialect)
+        args = statement.arguments(compiled, parameters)
+        driver: Any = self._sync.connection.dbapi_connection
+        try:
+            if isinstance(args, list):
+                cursor = driver.executemany(compiled.sql, args)
+                raw: list[Any] = []
+            else:
+                cursor = driver.execute(compiled.sql, args)
+                raw = cursor.fetchall() if compiled.row is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            raise translate(exc, compiled, args, dialect) from exc
+        return Prepared.rows(compiled, raw, cursor.rowcount)
+
+
+class PostgresConnection:
+    """An :class:`AsyncConnection` whose :class:`~scimgate.store.prepared.Prepared`
+    statements go straight to psycopg; everything else is SQLAlchemy's.
+
+    The connection is in autocommit mode; :meth:`begin`, :meth:`commit` and
+    :meth:`rollback` send the transaction's own SQL, saving round trips (each costs
+    ~100 µs of CPU in psycopg's async path, more than most statements): ``BEGIN`` rides in
+    one pipeline with the transaction's first statement, and a result-less
+    ``executemany`` inside a transaction (the events INSERT), or a statement marked
+    ``deferrable`` (a group's version bump), waits to ride with the next statement or with
+    ``COMMIT``. A write such as ``POST /Users`` is then three round
+    trips instead of five. An error in a deferred statement surfaces at that next
+    statement or at ``COMMIT``, still inside the transaction.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        #: The SQLAlchemy connection underneath (the lender returns it to the pool).
+        self.sqlalchemy = conn
+        self._driver: Any = None
+        self._in_transaction = False
+        self._begin_pending = False
+        self._deferred: list[tuple[str, list[Any]]] = []
+
+    @property
+    def dialect(self) -> Any:
+        return self._conn.dialect
+
+    async def _raw(self) -> Any:
+        if self._driver is None:
+            self._driver = (await self._conn.get_raw_connection()).driver_connection
+        return self._driver
+
+    async def begin(self) -> None:
+        self._in_transaction = self._begin_pending = True
+
+    async def commit(self) -> None:
+        if self._begin_pending and not self._deferred:
+            self._reset()  # nothing was run: nothing to commit
+            return
+        await self._send(b"COMMIT")
+        self._reset()
+
+    async def rollback(self) -> None:
+        begun = not self._begin_pending
+        self._reset()
+        if begun:
+            await self._send(b"ROLLBACK", pending=False)
+
+    async def settle(self) -> bool:
+        """After a unit: whether this connection can serve the next one as it is (idle,
+        not broken, no transaction or pipeline left open). Closes SQLAlchemy's autobegun
+        transaction (a no-op on the server: the connection is in autocommit mode)."""
+        driver = self._driver
+        if driver is not None and (
+            driver.broken
+            or driver.info.transaction_status != _IDLE
+            or driver.pgconn.pipeline_status != _PIPELINE_OFF
+        ):
+            return False
+        if self._in_transaction:
+            return False
+        if self._conn.in_transaction():
+            await self._conn.rollback()
+        return True
+
+    def _reset(self) -> None:
+        self._in_transaction = self._begin_pending = False
+        self._deferred.clear()
+
+    async def _queue_pending(self, driver: Any) -> None:
+        if self._begin_pending:
+            self._begin_pending = False
+            await driver.execute(b"BEGIN")
+        for sql, args in self._deferred:
+            await driver.cursor().executemany(sql, args)
+        self._deferred.clear()
+
+    async def _send(self, sql: bytes, *, pending: bool = True) -> None:
+        """One SQL command, after whatever is pending, in one round trip."""
+        driver = await self._raw()
+        try:
+            if pending and (self._begin_pending or self._deferred):
+                async with driver.pipeline():
+                    await self._queue_pending(driver)
+                    await driver.execute(sql)
+            else:
+                await driver.execute(sql)
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise self._error(sql.decode(), exc) from exc
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        driver = await self._raw()
+        if not isinstance(statement, Prepared):
+            if self._begin_pending or self._deferred:
+                try:
+                    async with driver.pipeline():
+                        await self._queue_pending(driver)
+                except self._conn.dialect.loaded_dbapi.Error as exc:
+                    raise self._error("BEGIN", exc) from exc
+            return await self._conn.execute(statement, parameters)
+        dialect = self._conn.dialect
+        compiled = statement.compiled(dialect)
+        args = statement.arguments(compiled, parameters)
+        if self._in_transaction and compiled.row is None:
+            if isinstance(args, list):
+                self._deferred.append((compiled.sql, args))
+                return Prepared.rows(compiled, [], -1)
+            if statement.deferrable:
+                self._deferred.append((compiled.sql, [args]))
+                return Prepared.rows(compiled, [], -1)
+        try:
+            cursor = driver.cursor()
+            if self._begin_pending or self._deferred:
+                async with driver.pipeline():
+                    await self._queue_pending(driver)
+                    await self._run(cursor, compiled.sql, args)
+            else:
+                await self._run(cursor, compiled.sql, args)
+            raw = await cursor.fetchall() if compiled.row is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            raise translate(exc, compiled, args, dialect) from exc
+        return Prepared.rows(compiled, raw, cursor.rowcount)
+
+    def _error(self, sql: str, exc: Exception) -> Exception:
+        dialect = self._conn.dialect
+        return DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+    @staticmethod
+    async def _run(cursor: Any, sql: str, args: Any) -> None:
+        if isinstance(args, list):
+            await cursor.executemany(sql, args)
+        else:
+            await cursor.execute(sql, args)

@@ -1,0 +1,153 @@
+"""Connections are lent to units of work and kept between them. A unit must never see
+what an earlier unit left behind: an open transaction, a stale SQLite read snapshot, a
+dead link, a cancelled query. Each case below ends with the next unit working normally
+and seeing the latest committed data."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from scimgate.store.engine import Database
+
+_COUNT = text("SELECT count(*) FROM organizations")
+
+
+@pytest.fixture()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, pool_size=4)
+    async with database.write() as conn:
+        await conn.execute(text("DELETE FROM organizations"))
+    yield database
+    await database.dispose()
+
+
+async def _add_org(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO organizations (id, name, created_at, updated_at) "
+                "VALUES (:id, 'n', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+            ),
+            {"id": uuid.uuid4().hex},
+        )
+
+
+async def _count(db: Database) -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(_COUNT)).scalar_one())
+
+
+async def test_a_read_after_a_half_read_cursor_sees_new_commits(db: Database) -> None:
+    """A SQLAlchemy result left half-read keeps a SQLite read snapshot open on its
+    connection; the lender must not hand that connection to the next read."""
+    for _ in range(3):
+        await _add_org(db)
+    async with db.read() as conn:
+        result = await conn.execute(text("SELECT id FROM organizations"))
+        result.fetchone()  # two rows left unread
+    await _add_org(db)
+    assert await _count(db) == 4
+    async with db.write() as conn:
+        result = await conn.execute(text("SELECT id FROM organizations"))
+        result.fetchone()
+    await _add_org(db)
+    assert await _count(db) == 5
+
+
+async def test_overlapping_reads_and_writes_each_get_a_working_connection(db: Database) -> None:
+    async def slow_read() -> int:
+        async with db.read() as conn:
+            await asyncio.sleep(0.05)  # the reader stays lent while others run
+            return int((await conn.execute(_COUNT)).scalar_one())
+
+    reads = [asyncio.create_task(slow_read()) for _ in range(10)]
+    writes = [asyncio.create_task(_add_org(db)) for _ in range(10)]
+    await asyncio.gather(*writes)
+    counts = await asyncio.gather(*reads)
+    assert all(0 <= c <= 10 for c in counts)
+    assert await _count(db) == 10
+
+
+async def test_a_failed_write_leaves_nothing_behind(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO organizations (id, name, created_at, updated_at) "
+                    "VALUES ('gone', 'n', '2026-01-01', '2026-01-01')"
+                )
+            )
+            raise RuntimeError("the unit fails after its insert")
+    assert await _count(db) == 0
+    await _add_org(db)
+    assert await _count(db) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_transaction_left_open_is_not_lent_again(db: Database) -> None:
+    """A unit that sends its own BEGIN and never ends it: the lender drops the
+    connection, so the insert is rolled back and no later unit runs inside it."""
+    async with db.read() as conn:
+        await conn.execute(text("BEGIN"))
+        await conn.execute(
+            text(
+                "INSERT INTO organizations (id, name, created_at, updated_at) "
+                "VALUES ('open', 'n', now(), now())"
+            )
+        )
+    for _ in range(8):  # more units than the pool keeps: any reuse would show
+        assert await _count(db) == 0
+        async with db.read() as conn:
+            in_tx = (await conn.execute(text("SELECT now() <> statement_timestamp()"))).scalar()
+        assert in_tx is False
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_killed_connection_is_replaced(db: Database) -> None:
+    async with db.read() as victim:
+        pid = (await victim.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with db.read() as killer:
+            await killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    failures = 0
+    for _ in range(3):
+        try:
+            async with db.read() as conn:
+                other = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        except DBAPIError:
+            failures += 1  # the one unit that meets the dead link
+            continue
+        assert other != pid
+    assert failures <= 1
+    await _add_org(db)
+    assert await _count(db) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_cancelled_query_does_not_poison_the_next_unit(db: Database) -> None:
+    async def slow() -> None:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT pg_sleep(5)"))
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(slow(), 0.2)
+    for n in range(6):
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT :n"), {"n": n})).scalar_one() == n
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_units_beyond_the_pool_wait_their_turn(db: Database) -> None:
+    """pool_size=4 lends at most 6 connections; 30 concurrent units all complete."""
+
+    async def unit(n: int) -> int:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT pg_sleep(0.02)"))
+            return int((await conn.execute(text("SELECT :n"), {"n": n})).scalar_one())
+
+    assert await asyncio.gather(*(unit(n) for n in range(30))) == list(range(30))
