@@ -45,7 +45,8 @@ async def _count(db: Database) -> int:
 
 async def test_a_read_after_a_half_read_cursor_sees_new_commits(db: Database) -> None:
     """A SQLAlchemy result left half-read keeps a SQLite read snapshot open on its
-    connection; the lender must not hand that connection to the next read."""
+    connection, and returning the connection to the pool does not clear it (the pool's
+    rollback leaves statements alone): the lender closes such results when a unit ends."""
     for _ in range(3):
         await _add_org(db)
     async with db.read() as conn:

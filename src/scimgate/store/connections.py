@@ -42,24 +42,37 @@ class InlineConnection:
     :class:`~scimgate.store.prepared.Prepared` statement goes straight to sqlite3.
     """
 
-    def __init__(self, sync: Connection) -> None:
-        self._sync = sync
-        #: A SQLAlchemy statement ran: its cursor may still hold a read snapshot, so the
-        #: lender hands the connection back to the pool (which resets it) after the unit.
-        self.used_core = False
+    def __init__(self, sync: Connection, driver: Any = None) -> None:
+        self.sync = sync  #: the SQLAlchemy connection (the lender keeps or closes it)
+        self._dialect = sync.dialect
+        # The sqlite3 connection (SQLAlchemy's ``Connection.connection`` costs ~10 µs a
+        # call); the lender passes the one it cached.
+        self.driver: Any = driver if driver is not None else sync.connection.dbapi_connection
+        self._results: list[Any] = []
 
     @property
     def dialect(self) -> Any:
-        return self._sync.dialect
+        return self._dialect
+
+    def close_results(self) -> None:
+        """Close the SQLAlchemy results of this unit that were not read to the end. A
+        half-read cursor keeps a SQLite read snapshot open on its connection, and neither
+        ``rollback()`` nor the pool's reset clears it (Python 3.11's sqlite3 leaves
+        statements alone), so the next unit on this connection would read stale data."""
+        for result in self._results:
+            if not result._soft_closed:
+                result.close()
+        self._results.clear()
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         if not isinstance(statement, Prepared):
-            self.used_core = True
-            return self._sync.execute(statement, parameters)
-        dialect = self._sync.dialect
+            result = self.sync.execute(statement, parameters)
+            self._results.append(result)
+            return result
+        dialect = self._dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
-        driver: Any = self._sync.connection.dbapi_connection
+        driver = self.driver
         try:
             if isinstance(args, list):
                 cursor = driver.executemany(compiled.sql, args)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from scimgate.store import jsoncodec
 from scimgate.store.checkpoint import WalCheckpointer
-from scimgate.store.connections import Conn, InlineConnection
+from scimgate.store.connections import Conn
 from scimgate.store.held import PostgresLender, SqliteLender
 
 _WRITE = "scimgate_write"
@@ -208,15 +208,14 @@ class Database:
         if self._checkpointer is not None:
             self._checkpointer.start()  # on the first write; a no-op after
         async with self._sqlite_writer:
-            done: InlineConnection | None = None
+            inline = self._sqlite.writer()
+            ok = False
             try:
-                sync = self._sqlite.writer()
-                with await _begin_immediate(sync):
-                    inline = InlineConnection(sync)
+                with await _begin_immediate(inline.sync):
                     yield inline
-                done = inline
+                ok = True
             finally:
-                self._sqlite.writer_done(done)
+                self._sqlite.writer_done(inline, ok)
 
     async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and

@@ -5,8 +5,9 @@ PostgreSQL engine (greenlet hops, reset-on-return) and ~60 µs on SQLite: more t
 statements of a typical SCIM request. So :class:`~scimgate.store.engine.Database` keeps
 connections checked out and lends them to one unit at a time. A connection goes back to
 SQLAlchemy's pool (which resets or discards it) whenever a unit leaves it in a state we
-cannot vouch for: an exception, a transaction or pipeline still open, a broken link, a
-SQLAlchemy cursor that may still hold a SQLite read snapshot, or old age.
+cannot vouch for: an exception, a transaction or pipeline still open, a broken link, or
+old age. SQLAlchemy results a unit left half-read are closed when it ends (on SQLite such a
+cursor would pin a stale read snapshot on the connection).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -93,47 +95,62 @@ class SqliteLender:
 
     def __init__(self, checkout: Callable[[bool], Connection]) -> None:
         self._checkout = checkout
-        self._reader: Connection | None = None
+        self._reader: InlineConnection | None = None
         self._reader_lent = False
         self._writer: Connection | None = None
+        self._writer_driver: Any = None
 
     @contextmanager
     def read(self) -> Iterator[InlineConnection]:
         if self._reader_lent:
             with self._checkout(False) as sync:
-                yield InlineConnection(sync)
+                extra = InlineConnection(sync)
+                try:
+                    yield extra
+                finally:
+                    extra.close_results()
             return
-        sync = self._reader if self._reader is not None else self._checkout(False)
-        self._reader, self._reader_lent = None, True
+        kept, self._reader, self._reader_lent = self._reader, None, True
         try:
-            inline = InlineConnection(sync)
+            inline = (
+                InlineConnection(kept.sync, kept.driver)
+                if kept is not None
+                else InlineConnection(self._checkout(False))
+            )
+        except BaseException:
+            self._reader_lent = False
+            raise
+        try:
             yield inline
         except BaseException:
-            sync.close()
+            inline.close_results()
+            inline.sync.close()
             raise
         else:
-            if inline.used_core:
-                sync.close()
-            else:
-                self._reader = sync
+            inline.close_results()
+            self._reader = inline
         finally:
             self._reader_lent = False
 
-    def writer(self) -> Connection:
-        """The writer connection; the caller holds the process's write lock."""
+    def writer(self) -> InlineConnection:
+        """A connection for the next write unit; the caller holds the process's write lock
+        and begins the transaction on ``inline.sync``."""
         if self._writer is None:
             self._writer = self._checkout(True)
-        return self._writer
+            self._writer_driver = self._writer.connection.dbapi_connection
+        return InlineConnection(self._writer, self._writer_driver)
 
-    def writer_done(self, inline: InlineConnection | None) -> None:
-        """After a write unit (``None``: it failed): keep the writer, or let it go."""
-        if inline is None or inline.used_core:
+    def writer_done(self, inline: InlineConnection, ok: bool) -> None:
+        """After a write unit: keep the writer, or (it failed) let it go."""
+        inline.close_results()
+        if not ok:
             writer, self._writer = self._writer, None
             if writer is not None:
                 writer.close()
 
     def close(self) -> None:
-        for sync in (self._reader, self._writer):
+        for sync in (self._reader.sync if self._reader else None, self._writer):
             if sync is not None:
                 sync.close()
-        self._reader = self._writer = None
+        self._reader = None
+        self._writer = None
