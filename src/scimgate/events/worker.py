@@ -49,6 +49,7 @@ from scimgate.events.webhooks import EXCERPT_BYTES, FAILED, PENDING, SUCCEEDED
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database
+from scimgate.store.prepared import Prepared
 from scimgate.store.tables import (
     events,
     feed_cursors,
@@ -226,11 +227,15 @@ class WebhookWorker:
                     self._wake.clear()
                     try:
                         await self._maybe_purge()
-                        await self.dispatch(max_batches=DISPATCH_BATCHES)
-                        free = self.concurrency - len(in_flight)
-                        if free > 0:
-                            for job in await self._claim(free):
-                                in_flight.add(asyncio.create_task(self._deliver(pool, job)))
+                        if await self._any_endpoint():
+                            await self.dispatch(max_batches=DISPATCH_BATCHES)
+                            free = self.concurrency - len(in_flight)
+                            if free > 0:
+                                for job in await self._claim(free):
+                                    task = asyncio.create_task(self._deliver(pool, job))
+                                    in_flight.add(task)
+                        else:
+                            self._more, self._held_back = False, 0
                         failures = 0
                         wait = 0.0 if self._more else self.poll_interval
                         if self._held_back:
@@ -311,6 +316,15 @@ class WebhookWorker:
         # that committed while an older one was still running (see events.feed).
         self._held_back = self._held_back + 1 if await self._new_events() else 0
         return created
+
+    async def _any_endpoint(self) -> bool:
+        """Whether any webhook endpoint is enabled. Without one, a cycle reads no events
+        and leaves the cursor where it is: no event can match an endpoint registered later
+        (it only gets events from its registration on), and the first one registered
+        makes the next cycle catch up, in batches. A server whose host app reads the event
+        feed instead of webhooks then spends nothing here under load."""
+        async with self.db.read() as conn:
+            return bool((await conn.execute(_ANY_ENDPOINT)).first())
 
     async def _new_events(self) -> bool:
         """A read-only peek, so that an idle worker polls without taking SQLite's write
@@ -659,6 +673,11 @@ def _upsert(conn: Conn, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+_ANY_ENDPOINT = Prepared(
+    select(webhook_endpoints.c.id).where(webhook_endpoints.c.enabled.is_(True)).limit(1)
+)
 
 
 def _matches(endpoint: Any, event: Event) -> bool:
