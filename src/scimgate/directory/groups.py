@@ -16,10 +16,11 @@ from scimgate.directory import records
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_group
 from scimgate.directory.records import Page, ResourceRecord
-from scimgate.directory.tenancy import new_id, utcnow
+from scimgate.directory.tenancy import utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import InvalidInput
 from scimgate.store.connections import Conn
+from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
 
@@ -60,7 +61,7 @@ _record = records.record_from_row
 async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     now = utcnow()
     row = {
-        "id": new_id(),
+        "id": ordered_id(),
         "directory_id": unit.directory_id,
         "version": 1,
         "created_at": now,

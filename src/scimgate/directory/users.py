@@ -17,10 +17,11 @@ from scimgate.directory.groups import leave_groups
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_user
 from scimgate.directory.records import Page, ResourceRecord
-from scimgate.directory.tenancy import new_id, utcnow
+from scimgate.directory.tenancy import utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
 from scimgate.store.connections import Conn
+from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
 
@@ -53,7 +54,7 @@ def _conflict(doc: dict[str, Any]) -> Conflict:
 async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     now = utcnow()
     row = {
-        "id": new_id(),
+        "id": ordered_id(),
         "directory_id": unit.directory_id,
         "version": 1,
         "created_at": now,

@@ -3,7 +3,6 @@ they describe, so a committed change always has its events and a failed one has 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Text, cast, func, literal
 
 from scimgate.store.connections import Conn
+from scimgate.store.ids import uuid7
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import events
 
@@ -65,7 +65,7 @@ def new_event(
 ) -> Event:
     assert type_ in EVENT_TYPES, type_
     return Event(
-        id=f"evt_{uuid.uuid4().hex}",
+        id=f"evt_{uuid7().hex}",
         type=type_,
         directory_id=directory_id,
         organization_id=organization_id,
