@@ -26,8 +26,10 @@ The client's own CPU time is reported, so a saturated client is visible; with
 ``--server-pid`` also the server's peak RSS (``VmHWM`` from ``/proc``, summed over its
 worker processes) and its CPU time during the run.
 
-Only standard library plus one HTTP client: aiohttp (default when installed, about 3x
-less client CPU per request than httpx) or httpx (``--client httpx``).
+Only standard library plus one HTTP client: ``raw`` (the default: ``bench/rawhttp.py``,
+asyncio plus httptools' parser, ~4x less client CPU per request than aiohttp, so that the
+client takes less of the machine it shares with the server), aiohttp (``--client
+aiohttp``) or httpx (``--client httpx``, ~3x more than aiohttp).
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ Send = Callable[[str, str, bytes | None], Awaitable[tuple[int, bytes]]]
 
 
 class Client:
-    """A keep-alive connection pool of ``concurrency`` connections, aiohttp or httpx."""
+    """A keep-alive connection pool of ``concurrency`` connections: the lean ``raw``
+    client (``bench/rawhttp.py``), aiohttp or httpx."""
 
     def __init__(self, kind: str, concurrency: int, token: str) -> None:
         self.kind = kind
@@ -141,7 +144,11 @@ class Client:
         self.concurrency = concurrency
 
     async def __aenter__(self) -> Client:
-        if self.kind == "aiohttp":
+        if self.kind == "raw":
+            from rawhttp import RawClient
+
+            self._session = RawClient(self.concurrency, self.headers)
+        elif self.kind == "aiohttp":
             import aiohttp
 
             self._session = aiohttp.ClientSession(
@@ -163,12 +170,15 @@ class Client:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.kind == "aiohttp":
+        if self.kind in ("raw", "aiohttp"):
             await self._session.close()
         else:
             await self._session.aclose()
 
     async def send(self, method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
+        if self.kind == "raw":
+            result: tuple[int, bytes] = await self._session.send(method, url, body)
+            return result
         if self.kind == "aiohttp":
             import yarl
 
@@ -181,11 +191,14 @@ class Client:
 
 
 def default_client() -> str:
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        return "httpx"
-    return "aiohttp"
+    """``raw`` when httptools is installed (it comes with uvicorn), else aiohttp, else httpx."""
+    for kind, module in (("raw", "httptools"), ("aiohttp", "aiohttp")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        return kind
+    return "httpx"
 
 
 # -- measurements ------------------------------------------------------------------------------
@@ -603,7 +616,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0.10,
         help="share of each group's members removed, one PATCH per member",
     )
-    p.add_argument("--client", choices=("aiohttp", "httpx"), default=default_client())
+    p.add_argument("--client", choices=("raw", "aiohttp", "httpx"), default=default_client())
     p.add_argument("--server-pid", type=int, help="report this process tree's peak RSS and CPU")
     p.add_argument("--run-tag", help="suffix making names unique (default: from --seed)")
     p.add_argument("--verify", action="store_true", help="read back the user count afterwards")

@@ -50,7 +50,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dialect", choices=("legacy", "compliant", "both"), default="both")
     p.add_argument("--concurrency", type=int, help="override the size's concurrency")
     p.add_argument("--cycle", choices=("initial", "incremental", "both"), default="both")
-    p.add_argument("--client", choices=("aiohttp", "httpx"), help="loadgen HTTP client")
+    p.add_argument(
+        "--client", choices=("raw", "aiohttp", "httpx"), help="loadgen HTTP client (default raw)"
+    )
     p.add_argument("--json-out", type=Path, help="also write all summaries to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return p.parse_args()

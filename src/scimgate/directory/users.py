@@ -20,7 +20,7 @@ from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
-from scimgate.store.connections import Conn
+from scimgate.store.connections import Conn, OnError
 from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
@@ -51,6 +51,13 @@ def _conflict(doc: dict[str, Any]) -> Conflict:
     return Conflict(f"a user with userName {doc['userName']!r} already exists in this directory")
 
 
+def _clash(doc: dict[str, Any]) -> OnError:
+    """The INSERT or UPDATE of a user fails on the one unique key it can clash on: its
+    userName in the directory (ids are new). Deferred on PostgreSQL, so the error may
+    arrive with COMMIT; it is still this 409."""
+    return lambda exc: _conflict(doc) if isinstance(exc, IntegrityError) else None
+
+
 async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     now = utcnow()
     row = {
@@ -61,10 +68,7 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
         "updated_at": now,
         **_columns(doc),
     }
-    try:
-        await unit.conn.execute(_INSERT, row)
-    except IntegrityError as exc:
-        raise _conflict(doc) from exc
+    await unit.conn.execute(_INSERT, row, on_error=_clash(doc))
     record = ResourceRecord(row["id"], unit.directory_id, doc, 1, now, now)
     unit.emit("user.created", {"user": normalized_user(record, unit.organization_id)})
     return record
@@ -82,7 +86,7 @@ _DELETE = Prepared(
     )
 )
 _GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
-_INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c))
+_INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c), deferrable=True)
 _UPDATE = Prepared(
     update(users)
     .where(users.c.id == bindparam("b_id"))
@@ -90,7 +94,8 @@ _UPDATE = Prepared(
         version=bindparam("b_version"),
         updated_at=bindparam("b_updated_at"),
         **{name: bindparam(f"b_{name}") for name in _DERIVED},
-    )
+    ),
+    deferrable=True,
 )
 _GROUPS = select(group_members.c.user_id, groups.c.id, groups.c.display_name).join(
     groups, groups.c.id == group_members.c.group_id
@@ -124,18 +129,16 @@ async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> R
     if doc == current.doc:
         return current
     now = utcnow()
-    try:
-        await unit.conn.execute(
-            _UPDATE,
-            {
-                "b_id": current.id,
-                "b_version": current.version + 1,
-                "b_updated_at": now,
-                **{f"b_{k}": v for k, v in _columns(doc).items()},
-            },
-        )
-    except IntegrityError as exc:
-        raise _conflict(doc) from exc
+    await unit.conn.execute(
+        _UPDATE,
+        {
+            "b_id": current.id,
+            "b_version": current.version + 1,
+            "b_updated_at": now,
+            **{f"b_{k}": v for k, v in _columns(doc).items()},
+        },
+        on_error=_clash(doc),
+    )
     record = ResourceRecord(
         current.id, current.directory_id, doc, current.version + 1, current.created_at, now
     )

@@ -7,6 +7,7 @@ Database` lends them to units of work (see :mod:`scimgate.store.held`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from psycopg.pq import PipelineStatus, TransactionStatus
@@ -15,6 +16,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.store.prepared import Prepared, translate
+
+OnError = Callable[[Exception], Exception | None]
+"""Maps the error of a statement to the one its caller raises (None: leave it). A deferred
+statement's error surfaces later, at another statement or at COMMIT; its mapping still
+applies there (see :class:`PostgresConnection`)."""
 
 _IDLE = TransactionStatus.IDLE
 _PIPELINE_OFF = PipelineStatus.OFF
@@ -28,7 +34,9 @@ class Conn(Protocol):
     @property
     def dialect(self) -> Any: ...
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Any: ...
+    async def execute(
+        self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
+    ) -> Any: ...
 
 
 class InlineConnection:
@@ -64,7 +72,9 @@ class InlineConnection:
                 result.close()
         self._results.clear()
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+    async def execute(
+        self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
+    ) -> Any:
         if not isinstance(statement, Prepared):
             result = self.sync.execute(statement, parameters)
             self._results.append(result)
@@ -81,8 +91,15 @@ class InlineConnection:
                 cursor = driver.execute(compiled.sql, args)
                 raw = cursor.fetchall() if compiled.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
-            raise translate(exc, compiled, args, dialect) from exc
+            raise _mapped(translate(exc, compiled, args, dialect), [on_error]) from exc
         return Prepared.rows(compiled, raw, cursor.rowcount)
+
+
+def _mapped(error: Exception, handlers: Sequence[OnError | None]) -> Exception:
+    for handler in handlers:
+        if handler is not None and (mapped := handler(error)) is not None:
+            return mapped
+    return error
 
 
 class PostgresConnection:
@@ -95,9 +112,9 @@ class PostgresConnection:
     one pipeline with the transaction's first statement, and a result-less
     ``executemany`` inside a transaction (the events INSERT), or a statement marked
     ``deferrable`` (a group's version bump), waits to ride with the next statement or with
-    ``COMMIT``. A write such as ``POST /Users`` is then three round
-    trips instead of five. An error in a deferred statement surfaces at that next
-    statement or at ``COMMIT``, still inside the transaction.
+    ``COMMIT``. A write such as ``POST /Users`` is then two round trips instead of five.
+    An error in a deferred statement surfaces at that next statement or at ``COMMIT``,
+    still inside the transaction, mapped by the ``on_error`` its caller gave.
     """
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -107,7 +124,7 @@ class PostgresConnection:
         self._driver: Any = None
         self._in_transaction = False
         self._begin_pending = False
-        self._deferred: list[tuple[str, list[Any]]] = []
+        self._deferred: list[tuple[str, list[Any], OnError | None]] = []
 
     @property
     def dialect(self) -> Any:
@@ -159,13 +176,17 @@ class PostgresConnection:
         if self._begin_pending:
             self._begin_pending = False
             await driver.execute(b"BEGIN")
-        for sql, args in self._deferred:
+        for sql, args, _ in self._deferred:
             await driver.cursor().executemany(sql, args)
         self._deferred.clear()
+
+    def _handlers(self) -> list[OnError | None]:
+        return [handler for _, _, handler in self._deferred if handler is not None]
 
     async def _send(self, sql: bytes, *, pending: bool = True) -> None:
         """One SQL command, after whatever is pending, in one round trip."""
         driver = await self._raw()
+        handlers = self._handlers() if pending else []
         try:
             if pending and (self._begin_pending or self._deferred):
                 async with driver.pipeline():
@@ -174,28 +195,32 @@ class PostgresConnection:
             else:
                 await driver.execute(sql)
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            raise self._error(sql.decode(), exc) from exc
+            raise _mapped(self._error(sql.decode(), exc), handlers) from exc
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+    async def execute(
+        self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
+    ) -> Any:
         driver = await self._raw()
+        handlers = self._handlers()
         if not isinstance(statement, Prepared):
             if self._begin_pending or self._deferred:
                 try:
                     async with driver.pipeline():
                         await self._queue_pending(driver)
                 except self._conn.dialect.loaded_dbapi.Error as exc:
-                    raise self._error("BEGIN", exc) from exc
+                    raise _mapped(self._error("BEGIN", exc), handlers) from exc
             return await self._conn.execute(statement, parameters)
         dialect = self._conn.dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
         if self._in_transaction and compiled.row is None:
             if isinstance(args, list):
-                self._deferred.append((compiled.sql, args))
+                self._deferred.append((compiled.sql, args, on_error))
                 return Prepared.rows(compiled, [], -1)
             if statement.deferrable:
-                self._deferred.append((compiled.sql, [args]))
+                self._deferred.append((compiled.sql, [args], on_error))
                 return Prepared.rows(compiled, [], -1)
+        handlers.append(on_error)
         try:
             cursor = driver.cursor()
             if self._begin_pending or self._deferred:
@@ -206,7 +231,7 @@ class PostgresConnection:
                 await self._run(cursor, compiled.sql, args)
             raw = await cursor.fetchall() if compiled.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
-            raise translate(exc, compiled, args, dialect) from exc
+            raise _mapped(translate(exc, compiled, args, dialect), handlers) from exc
         return Prepared.rows(compiled, raw, cursor.rowcount)
 
     def _error(self, sql: str, exc: Exception) -> Exception:

@@ -91,8 +91,9 @@ class Prepared:
 
         ``deferrable``: inside a transaction, the statement may be sent with the next one
         (or with COMMIT) on PostgreSQL; only for statements whose caller reads no result,
-        not even ``rowcount``, and expects no error it would handle at that point (a
-        batch executed with a list of parameters is always deferrable)."""
+        not even ``rowcount``, and handles its errors through ``execute(on_error=…)``
+        rather than ``try`` around the call (a batch executed with a list of parameters
+        is always deferrable)."""
         self.statement = statement
         self.column_keys = column_keys
         self.deferrable = deferrable
