@@ -53,20 +53,51 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.mark.parametrize("then_read", [False, True], ids=["at-commit", "at-next-statement"])
-async def test_a_deferred_error_is_mapped_where_it_surfaces(db: Database, then_read: bool) -> None:
+@pytest.mark.parametrize("before", [1, 12], ids=["short-batch", "long-batch"])
+async def test_a_deferred_error_is_mapped_where_it_surfaces(
+    db: Database, then_read: bool, before: int
+) -> None:
+    """Short batches go as one simple-query message, long ones in a pipeline."""
     taken = f"ext-{uuid.uuid4().hex}"
     async with db.write() as conn:
         await conn.execute(_INSERT, _row(taken))
-    fresh = f"ext-{uuid.uuid4().hex}"
+    fresh = [f"ext-{uuid.uuid4().hex}" for _ in range(before)]
     with pytest.raises(Clash):
         async with db.write() as conn:
-            await conn.execute(_INSERT, _row(fresh))  # succeeds, rolled back below
+            for external_id in fresh:  # these succeed, and are rolled back below
+                await conn.execute(_INSERT, _row(external_id))
             await conn.execute(_INSERT, _row(taken), on_error=_clash)
             if then_read:
                 await conn.execute(_COUNT, {"external_id": taken})
     async with db.read() as conn:
-        assert (await conn.execute(_COUNT, {"external_id": fresh})).first() is None
+        for external_id in fresh:
+            assert (await conn.execute(_COUNT, {"external_id": external_id})).first() is None
         assert len((await conn.execute(_COUNT, {"external_id": taken})).all()) == 1
+
+
+@pytest.mark.parametrize("rows", [1, 12])
+async def test_deferred_rows_commit_with_their_types(db: Database, rows: int) -> None:
+    """What a batch binds on the client side reads back as the driver would bind it."""
+    names = [f"Zoë's ✓ %s %(x)s \\ {n}" for n in range(rows)]
+    tag = uuid.uuid4().hex
+    async with db.write() as conn:
+        for n, name in enumerate(names):
+            await conn.execute(_INSERT, {**_row(f"{tag}-{n}"), "name": name})
+    async with db.read() as conn:
+        for n, name in enumerate(names):
+            row = (
+                await conn.execute(
+                    Prepared(
+                        select(organizations.c.name, organizations.c.created_at).where(
+                            organizations.c.external_id == bindparam("e")
+                        )
+                    ),
+                    {"e": f"{tag}-{n}"},
+                )
+            ).first()
+            assert row is not None
+            assert row.name == name
+            assert row.created_at == datetime(2026, 11, 25, tzinfo=UTC)
 
 
 async def test_without_a_mapping_the_integrity_error_surfaces(db: Database) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from psycopg import AsyncClientCursor
 from psycopg.pq import PipelineStatus, TransactionStatus
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -23,6 +24,10 @@ statement's error surfaces later, at another statement or at COMMIT; its mapping
 applies there (see :class:`PostgresConnection`)."""
 
 _IDLE = TransactionStatus.IDLE
+# Up to this many statements go in one simple-query message (parameters bound by psycopg);
+# longer batches (member changes, their events) in a pipeline, where PostgreSQL parses each
+# statement once per batch rather than once per row.
+_BATCH_MAX = 6
 _PIPELINE_OFF = PipelineStatus.OFF
 
 
@@ -108,11 +113,14 @@ class PostgresConnection:
 
     The connection is in autocommit mode; :meth:`begin`, :meth:`commit` and
     :meth:`rollback` send the transaction's own SQL, saving round trips (each costs
-    ~100 µs of CPU in psycopg's async path, more than most statements): ``BEGIN`` rides in
-    one pipeline with the transaction's first statement, and a result-less
-    ``executemany`` inside a transaction (the events INSERT), or a statement marked
-    ``deferrable`` (a group's version bump), waits to ride with the next statement or with
-    ``COMMIT``. A write such as ``POST /Users`` is then two round trips instead of five.
+    ~100 µs of CPU in psycopg's async path, more than most statements): ``BEGIN`` rides
+    with the transaction's first statement, and a result-less ``executemany`` inside a
+    transaction (the events INSERT), or a statement marked ``deferrable`` (a user's INSERT
+    or UPDATE, a group's version bump), waits to ride with the next statement or with
+    ``COMMIT``. A few statements go as one simple-query message (psycopg's async pipeline
+    polls a writable socket until the answer comes, ~100 µs of CPU each time); longer
+    batches in a pipeline. A write such as ``POST /Users`` is then two round trips
+    instead of five.
     An error in a deferred statement surfaces at that next statement or at ``COMMIT``,
     still inside the transaction, mapped by the ``on_error`` its caller gave.
     """
@@ -122,6 +130,7 @@ class PostgresConnection:
         #: The SQLAlchemy connection underneath (the lender returns it to the pool).
         self.sqlalchemy = conn
         self._driver: Any = None
+        self._batch: Any = None
         self._in_transaction = False
         self._begin_pending = False
         self._deferred: list[tuple[str, list[Any], OnError | None]] = []
@@ -133,6 +142,7 @@ class PostgresConnection:
     async def _raw(self) -> Any:
         if self._driver is None:
             self._driver = (await self._conn.get_raw_connection()).driver_connection
+            self._batch = AsyncClientCursor(self._driver)
         return self._driver
 
     async def begin(self) -> None:
@@ -172,7 +182,21 @@ class PostgresConnection:
         self._in_transaction = self._begin_pending = False
         self._deferred.clear()
 
+    def _pending(self) -> list[str]:
+        """What waits to be sent before the next statement, as SQL text."""
+        parts = ["BEGIN"] if self._begin_pending else []
+        mogrify = self._batch.mogrify
+        for sql, args, _ in self._deferred:
+            parts.extend(mogrify(sql, one) for one in args)
+        self._begin_pending = False
+        self._deferred.clear()
+        return parts
+
+    def _pending_count(self) -> int:
+        return self._begin_pending + sum(len(args) for _, args, _ in self._deferred)
+
     async def _queue_pending(self, driver: Any) -> None:
+        """Queue what is pending in the current pipeline (for long batches)."""
         if self._begin_pending:
             self._begin_pending = False
             await driver.execute(b"BEGIN")
@@ -183,15 +207,28 @@ class PostgresConnection:
     def _handlers(self) -> list[OnError | None]:
         return [handler for _, _, handler in self._deferred if handler is not None]
 
+    async def _send_batch(self, parts: list[str]) -> Any:
+        """Several statements in one simple-query message: one round trip, and no
+        pipeline (psycopg's async pipeline polls a writable socket until the answer
+        arrives, ~100 µs of CPU per use). Parameters are bound client-side by psycopg.
+        Returns the cursor, on the last statement's result."""
+        cursor = self._batch
+        await cursor.execute(";".join(parts))
+        while cursor.nextset():
+            pass
+        return cursor
+
     async def _send(self, sql: bytes, *, pending: bool = True) -> None:
         """One SQL command, after whatever is pending, in one round trip."""
         driver = await self._raw()
         handlers = self._handlers() if pending else []
         try:
-            if pending and (self._begin_pending or self._deferred):
+            if pending and self._pending_count() > _BATCH_MAX:
                 async with driver.pipeline():
                     await self._queue_pending(driver)
                     await driver.execute(sql)
+            elif pending and (self._begin_pending or self._deferred):
+                await self._send_batch([*self._pending(), sql.decode()])
             else:
                 await driver.execute(sql)
         except self._conn.dialect.loaded_dbapi.Error as exc:
@@ -205,8 +242,11 @@ class PostgresConnection:
         if not isinstance(statement, Prepared):
             if self._begin_pending or self._deferred:
                 try:
-                    async with driver.pipeline():
-                        await self._queue_pending(driver)
+                    if self._pending_count() > _BATCH_MAX:
+                        async with driver.pipeline():
+                            await self._queue_pending(driver)
+                    else:
+                        await self._send_batch(self._pending())
                 except self._conn.dialect.loaded_dbapi.Error as exc:
                     raise _mapped(self._error("BEGIN", exc), handlers) from exc
             return await self._conn.execute(statement, parameters)
@@ -222,12 +262,20 @@ class PostgresConnection:
                 return Prepared.rows(compiled, [], -1)
         handlers.append(on_error)
         try:
-            cursor = driver.cursor()
-            if self._begin_pending or self._deferred:
+            if self._pending_count() + (len(args) if isinstance(args, list) else 1) > _BATCH_MAX:
+                cursor = driver.cursor()
                 async with driver.pipeline():
                     await self._queue_pending(driver)
                     await self._run(cursor, compiled.sql, args)
+            elif self._begin_pending or self._deferred:
+                statements = self._pending()
+                if isinstance(args, list):
+                    statements.extend(self._batch.mogrify(compiled.sql, one) for one in args)
+                else:
+                    statements.append(self._batch.mogrify(compiled.sql, args))
+                cursor = await self._send_batch(statements)
             else:
+                cursor = driver.cursor()
                 await self._run(cursor, compiled.sql, args)
             raw = await cursor.fetchall() if compiled.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
