@@ -55,12 +55,12 @@ class InlineConnection:
     :class:`~scimgate.store.prepared.Prepared` statement goes straight to sqlite3.
     """
 
-    def __init__(self, sync: Connection, driver: Any = None) -> None:
+    def __init__(self, sync: Connection) -> None:
         self.sync = sync  #: the SQLAlchemy connection (the lender keeps or closes it)
         self._dialect = sync.dialect
-        # The sqlite3 connection (SQLAlchemy's ``Connection.connection`` costs ~10 µs a
-        # call); the lender passes the one it cached.
-        self.driver: Any = driver if driver is not None else sync.connection.dbapi_connection
+        # The sqlite3 connection, looked up once: SQLAlchemy's ``Connection.connection``
+        # costs ~10 µs a call, and the lender reuses this object from unit to unit.
+        self._driver: Any = sync.connection.dbapi_connection
         self._results: list[Any] = []
 
     @property
@@ -87,7 +87,7 @@ class InlineConnection:
         dialect = self._dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
-        driver = self.driver
+        driver = self._driver
         try:
             if isinstance(args, list):
                 cursor = driver.executemany(compiled.sql, args)
@@ -152,14 +152,14 @@ class PostgresConnection:
         if self._begin_pending and not self._deferred:
             self._reset()  # nothing was run: nothing to commit
             return
-        await self._send(b"COMMIT")
+        await self._send("COMMIT")
         self._reset()
 
     async def rollback(self) -> None:
         begun = not self._begin_pending
         self._reset()
         if begun:
-            await self._send(b"ROLLBACK", pending=False)
+            await self._send("ROLLBACK")  # _reset() left nothing pending
 
     async def settle(self) -> bool:
         """After a unit: whether this connection can serve the next one as it is (idle,
@@ -207,32 +207,46 @@ class PostgresConnection:
     def _handlers(self) -> list[OnError | None]:
         return [handler for _, _, handler in self._deferred if handler is not None]
 
-    async def _send_batch(self, parts: list[str]) -> Any:
-        """Several statements in one simple-query message: one round trip, and no
-        pipeline (psycopg's async pipeline polls a writable socket until the answer
-        arrives, ~100 µs of CPU per use). Parameters are bound client-side by psycopg.
-        Returns the cursor, on the last statement's result."""
+    async def _round_trip(self, driver: Any, tail: list[tuple[str, Any]]) -> Any:
+        """Whatever is pending, then ``tail`` (``(sql, args)``: a dict, a list of them for
+        a batch, or None for a bare command), in one round trip. A few statements go as
+        one simple-query message, parameters bound client-side by psycopg (its async
+        pipeline polls a writable socket until the answer arrives, ~100 µs of CPU per
+        use); longer batches in a pipeline. Returns the cursor, on the last result."""
+        count = self._pending_count() + sum(
+            len(args) if isinstance(args, list) else 1 for _, args in tail
+        )
+        if count > _BATCH_MAX:
+            cursor = driver.cursor()
+            async with driver.pipeline():
+                await self._queue_pending(driver)
+                for sql, args in tail:
+                    await self._run(cursor, sql, args)
+            return cursor
+        if not (self._begin_pending or self._deferred):
+            cursor = driver.cursor()
+            for sql, args in tail:
+                await self._run(cursor, sql, args)
+            return cursor
+        parts = self._pending()
+        mogrify = self._batch.mogrify
+        for sql, args in tail:
+            rows = [None] if args is None else args if isinstance(args, list) else [args]
+            parts.extend(sql if one is None else mogrify(sql, one) for one in rows)
         cursor = self._batch
         await cursor.execute(";".join(parts))
         while cursor.nextset():
             pass
         return cursor
 
-    async def _send(self, sql: bytes, *, pending: bool = True) -> None:
+    async def _send(self, sql: str) -> None:
         """One SQL command, after whatever is pending, in one round trip."""
         driver = await self._raw()
-        handlers = self._handlers() if pending else []
+        handlers = self._handlers()
         try:
-            if pending and self._pending_count() > _BATCH_MAX:
-                async with driver.pipeline():
-                    await self._queue_pending(driver)
-                    await driver.execute(sql)
-            elif pending and (self._begin_pending or self._deferred):
-                await self._send_batch([*self._pending(), sql.decode()])
-            else:
-                await driver.execute(sql)
+            await self._round_trip(driver, [(sql, None)])
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            raise _mapped(self._error(sql.decode(), exc), handlers) from exc
+            raise _mapped(self._error(sql, exc), handlers) from exc
 
     async def execute(
         self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
@@ -242,11 +256,7 @@ class PostgresConnection:
         if not isinstance(statement, Prepared):
             if self._begin_pending or self._deferred:
                 try:
-                    if self._pending_count() > _BATCH_MAX:
-                        async with driver.pipeline():
-                            await self._queue_pending(driver)
-                    else:
-                        await self._send_batch(self._pending())
+                    await self._round_trip(driver, [])
                 except self._conn.dialect.loaded_dbapi.Error as exc:
                     raise _mapped(self._error("BEGIN", exc), handlers) from exc
             return await self._conn.execute(statement, parameters)
@@ -262,21 +272,7 @@ class PostgresConnection:
                 return Prepared.rows(compiled, [], -1)
         handlers.append(on_error)
         try:
-            if self._pending_count() + (len(args) if isinstance(args, list) else 1) > _BATCH_MAX:
-                cursor = driver.cursor()
-                async with driver.pipeline():
-                    await self._queue_pending(driver)
-                    await self._run(cursor, compiled.sql, args)
-            elif self._begin_pending or self._deferred:
-                statements = self._pending()
-                if isinstance(args, list):
-                    statements.extend(self._batch.mogrify(compiled.sql, one) for one in args)
-                else:
-                    statements.append(self._batch.mogrify(compiled.sql, args))
-                cursor = await self._send_batch(statements)
-            else:
-                cursor = driver.cursor()
-                await self._run(cursor, compiled.sql, args)
+            cursor = await self._round_trip(driver, [(compiled.sql, args)])
             raw = await cursor.fetchall() if compiled.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
             raise _mapped(translate(exc, compiled, args, dialect), handlers) from exc

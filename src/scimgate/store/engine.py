@@ -215,7 +215,7 @@ class Database:
                     yield inline
                 ok = True
             finally:
-                self._sqlite.writer_done(inline, ok)
+                self._sqlite.writer_done(ok)
 
     async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and

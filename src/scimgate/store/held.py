@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -97,8 +96,7 @@ class SqliteLender:
         self._checkout = checkout
         self._reader: InlineConnection | None = None
         self._reader_lent = False
-        self._writer: Connection | None = None
-        self._writer_driver: Any = None
+        self._writer: InlineConnection | None = None
 
     @contextmanager
     def read(self) -> Iterator[InlineConnection]:
@@ -110,47 +108,41 @@ class SqliteLender:
                 finally:
                     extra.close_results()
             return
-        kept, self._reader, self._reader_lent = self._reader, None, True
+        self._reader_lent = True
         try:
-            inline = (
-                InlineConnection(kept.sync, kept.driver)
-                if kept is not None
-                else InlineConnection(self._checkout(False))
-            )
-        except BaseException:
-            self._reader_lent = False
-            raise
-        try:
-            yield inline
-        except BaseException:
+            if self._reader is None:
+                self._reader = InlineConnection(self._checkout(False))
+            inline = self._reader
+            try:
+                yield inline
+            except BaseException:
+                self._reader = None
+                inline.close_results()
+                inline.sync.close()
+                raise
             inline.close_results()
-            inline.sync.close()
-            raise
-        else:
-            inline.close_results()
-            self._reader = inline
         finally:
             self._reader_lent = False
 
     def writer(self) -> InlineConnection:
-        """A connection for the next write unit; the caller holds the process's write lock
-        and begins the transaction on ``inline.sync``."""
+        """The connection for the next write unit; the caller holds the process's write
+        lock and begins the transaction on ``inline.sync``."""
         if self._writer is None:
-            self._writer = self._checkout(True)
-            self._writer_driver = self._writer.connection.dbapi_connection
-        return InlineConnection(self._writer, self._writer_driver)
+            self._writer = InlineConnection(self._checkout(True))
+        return self._writer
 
-    def writer_done(self, inline: InlineConnection, ok: bool) -> None:
+    def writer_done(self, ok: bool) -> None:
         """After a write unit: keep the writer, or (it failed) let it go."""
-        inline.close_results()
+        writer = self._writer
+        if writer is None:
+            return
+        writer.close_results()
         if not ok:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                writer.close()
+            self._writer = None
+            writer.sync.close()
 
     def close(self) -> None:
-        for sync in (self._reader.sync if self._reader else None, self._writer):
-            if sync is not None:
-                sync.close()
-        self._reader = None
-        self._writer = None
+        for inline in (self._reader, self._writer):
+            if inline is not None:
+                inline.sync.close()
+        self._reader = self._writer = None
