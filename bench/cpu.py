@@ -5,7 +5,9 @@
 Builds the whole app with ``create_app`` (middleware included, webhook worker off) on a
 fresh database and drives it with ASGI calls one at a time, with the bodies of
 ``bench/loadgen.py``. Prints the CPU time (``time.process_time``) per request for each
-operation, the mean over all its requests. It is the quickest way to see what a change to
+operation, the mean over all its requests, and on PostgreSQL the round trips to the
+database per request (psycopg's waits for an answer: one per simple-query message, one
+or more per pipeline). It is the quickest way to see what a change to
 the request path saves; the figures move less than throughput on a shared machine. The HTTP
 server's own cost (uvicorn, httptools, sockets) is not included; ``bench/run.py`` measures
 everything together.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import sys
@@ -95,6 +98,10 @@ async def lifespan(app: Asgi) -> Callable[[], Any]:
     task = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
     started = await outbox.get()
     assert started["type"] == "lifespan.startup.complete", started
+    # As `scimgate serve` does: without it, one ~80 ms full collection over the loaded
+    # app lands on whichever operation happens to be running (and skews its mean).
+    gc.collect()
+    gc.freeze()
 
     async def shutdown() -> None:
         await inbox.put({"type": "lifespan.shutdown"})
@@ -107,6 +114,7 @@ async def lifespan(app: Asgi) -> Callable[[], Any]:
 class Timer:
     def __init__(self) -> None:
         self.cpu: dict[str, list[float]] = {}
+        self.waits: dict[str, list[int]] = {}
 
     async def run(
         self,
@@ -117,15 +125,35 @@ class Timer:
         body: Any = None,
         expect: tuple[int, ...] = (200,),
     ) -> Any:
+        waited = _WAITS[0]
         start = time.process_time()
         status, data = await driver.call(method, path, body)
         self.cpu.setdefault(op, []).append(time.process_time() - start)
+        self.waits.setdefault(op, []).append(_WAITS[0] - waited)
         if status not in expect:
             raise SystemExit(f"{op}: {method} {path} → {status} {data}")
         return data
 
 
-async def measure(backend: str, users: int, dialect: str) -> dict[str, float]:
+_WAITS = [0]
+
+
+def _count_waits() -> None:
+    """Count psycopg's waits for the server (round trips), for the report."""
+    import psycopg
+
+    wait = psycopg.AsyncConnection.wait
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _WAITS[0] += 1
+        return await wait(self, *args, **kwargs)
+
+    psycopg.AsyncConnection.wait = counted  # type: ignore[method-assign]
+
+
+async def measure(
+    backend: str, users: int, dialect: str
+) -> tuple[dict[str, float], dict[str, float]]:
     with harness.fresh_database(backend) as url:
         settings = Settings.from_env(database_url=url, webhook_worker=False)
         app = create_app(settings)
@@ -196,7 +224,10 @@ async def measure(backend: str, users: int, dialect: str) -> dict[str, float]:
         await shutdown()
     # The mean, not the median: the kernel may account CPU time in ticks, so single
     # requests read as 0 or a whole tick; the mean over hundreds of them is exact.
-    return {op: 1e6 * sum(v) / len(v) for op, v in t.cpu.items()}
+    return (
+        {op: 1e6 * sum(v) / len(v) for op, v in t.cpu.items()},
+        {op: sum(v) / len(v) for op, v in t.waits.items()},
+    )
 
 
 def main() -> int:
@@ -206,11 +237,21 @@ def main() -> int:
     parser.add_argument("--dialect", choices=["legacy", "compliant"], default="legacy")
     args = parser.parse_args()
     backends = harness.BACKENDS if args.backend == "both" else (args.backend,)
-    results = {b: loadgen.run_async(measure(b, args.users, args.dialect)) for b in backends}
+    _count_waits()
+    measured = {b: loadgen.run_async(measure(b, args.users, args.dialect)) for b in backends}
     print(f"mean server CPU per request, µs ({args.dialect} dialect, in-process, no HTTP)")
-    print(f"{'operation':<20}" + "".join(f"{b:>12}" for b in backends))
-    for op in results[backends[0]]:
-        print(f"{op:<20}" + "".join(f"{results[b][op]:>12.0f}" for b in backends))
+    pg = "postgresql" in backends
+    print(
+        f"{'operation':<20}"
+        + "".join(f"{b:>12}" for b in backends)
+        + (f"{'PG round trips':>16}" if pg else "")
+    )
+    for op in measured[backends[0]][0]:
+        print(
+            f"{op:<20}"
+            + "".join(f"{measured[b][0][op]:>12.0f}" for b in backends)
+            + (f"{measured['postgresql'][1][op]:>16.1f}" if pg else "")
+        )
     return 0
 
 

@@ -4,6 +4,7 @@ mounting inside a host app (``host.mount("/", create_app(settings))``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -94,6 +95,9 @@ def create_app(
             await anyio.to_thread.run_sync(upgrade, settings.database_url)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(stop)) if worker is not None else None
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

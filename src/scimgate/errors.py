@@ -21,3 +21,7 @@ class Conflict(DomainError):
 
 class InvalidInput(DomainError):
     pass
+
+
+class Unauthorized(DomainError):
+    """The credentials do not open what they were presented for."""

@@ -281,3 +281,61 @@ def test_a_bad_body_without_a_token_is_still_401(victim: Victim, content: bytes)
         except AssertionError as exc:
             raise AssertionError(f"{method} {path}: {exc}") from exc
     _assert_untouched(victim)
+
+
+def _bad_requests(v: Victim) -> list[tuple[str, str, bytes | None]]:
+    """Requests that are wrong in a way a valid token would hear about (400 or 404)."""
+    gid = v.group["id"]
+    return [
+        ("GET", "/Users?filter=userName%20zz%20%22x%22", None),
+        ("GET", "/Users?count=many", None),
+        ("GET", "/Groups?filter=nosuch%20eq%20%22x%22&excludedAttributes=members", None),
+        ("GET", "/Users?sortBy=no%20such", None),
+        ("GET", "/Users?startIndex=first", None),
+        ("GET", "/Users/no-such-user", None),
+        ("GET", "/Groups/no-such-group", None),
+        ("POST", "/Users/.search", b"{not json"),
+        ("POST", "/Groups/.search", b'{"schemas": ["wrong"]}'),
+        ("POST", "/.search", b'{"schemas": 5}'),
+        ("PATCH", "/Users/no-such-user", b'{"schemas": 5}'),
+        ("PATCH", f"/Groups/{gid}?excludedAttributes=no%20such", b"{not json"),
+        ("DELETE", "/Groups/no-such-group", None),
+    ]
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong"], ids=["none", "wrong"])
+def test_a_bad_request_without_a_valid_token_is_401(
+    victim: Victim, authorization: str | None
+) -> None:
+    """The token is checked before anything else is (on PostgreSQL it travels with the
+    request's first query): a caller without it learns nothing from the other errors."""
+    headers = {"Content-Type": SCIM_JSON}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    for method, path, content in _bad_requests(victim):
+        response = httpx.request(
+            method, victim.directory.url(path), headers=headers, content=content, timeout=30
+        )
+        try:
+            _assert_unauthorized(response)
+        except AssertionError as exc:
+            raise AssertionError(f"{method} {path}: {exc}") from exc
+        # the same request with the token gets the error it deserves
+        good = victim.directory.client.request(method, victim.directory.url(path), content=content)
+        assert good.status_code in (400, 404), (method, path, good.status_code, good.text)
+    _assert_untouched(victim)
+
+
+def test_an_unknown_directory_is_404_whatever_else_is_wrong(victim: Victim) -> None:
+    base = victim.directory.scim_base.rsplit("/", 1)[0]  # .../scim/v2
+    unknown = f"{base}/00000000-0000-4000-8000-000000000000"
+    for method, path, content in _bad_requests(victim):
+        response = httpx.request(
+            method,
+            unknown + path,
+            headers={"Content-Type": SCIM_JSON, "Authorization": "Bearer wrong"},
+            content=content,
+            timeout=30,
+        )
+        detail = assert_scim_error(response, 404).get("detail", "")
+        assert "Tenant URL" in detail, (method, path, detail)

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -238,6 +239,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from scimgate.app import create_app
 
+    if not os.environ.get("SCIMGATE_GC_FREEZE"):
+        settings = settings.with_overrides(gc_freeze=True)  # a server process of our own
+
     async def announce() -> None:
         db = Database(settings.database_url, pool_size=2)
         try:
@@ -248,10 +252,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(announce())
     if args.workers > 1:
         # Workers import the app factory; settings travel through the environment.
-        import os
-
         os.environ["SCIMGATE_DATABASE_URL"] = settings.database_url
         os.environ["SCIMGATE_PUBLIC_URL"] = settings.public_url
+        os.environ["SCIMGATE_GC_FREEZE"] = str(settings.gc_freeze).lower()
         uvicorn.run(
             "scimgate.app:create_app",
             factory=True,

@@ -17,12 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from scimgate.directory.rules import parse_rules
 from scimgate.directory.tokens import generate_token, hash_token, token_hint, token_matches
-from scimgate.errors import Conflict, InvalidInput, NotFound
+from scimgate.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from scimgate.events import outbox
 from scimgate.events.bus import EventBus
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database
-from scimgate.store.prepared import Prepared
+from scimgate.store.precondition import Precondition
+from scimgate.store.prepared import Prepared, Rows
 from scimgate.store.tables import directories, organizations
 
 PROVIDERS = ("entra", "okta", "onelogin", "jumpcloud", "generic")
@@ -308,14 +309,35 @@ class Tenancy:
         """The enabled directory this token opens, or None (wrong token, another
         directory's token, disabled directory). Unknown ids raise NotFound: directory ids
         are random, so saying so leaks nothing and tells an admin the Tenant URL is off."""
+        params = {"directory_id": directory_id}
         if conn is None:
             async with self.db.read() as own:
-                row = (await own.execute(_AUTHENTICATE, {"directory_id": directory_id})).first()
+                row = (await own.execute(_AUTHENTICATE, params)).first()
         else:
-            row = (await conn.execute(_AUTHENTICATE, {"directory_id": directory_id})).first()
-        if row is None:
-            raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
-        token_hash, enabled, organization_id, directory_rules, org_external_id = row
-        if not token_matches(token, token_hash) or not enabled:
-            return None
-        return DirectoryAccess(directory_id, organization_id, org_external_id, directory_rules)
+            row = (await conn.execute(_AUTHENTICATE, params)).first()
+        return _access(directory_id, token, row)
+
+    async def authenticate_first(
+        self, conn: Conn, directory_id: str, token: str
+    ) -> Precondition[DirectoryAccess]:
+        """:meth:`authenticate` as a precondition of ``conn``'s next statement: on
+        PostgreSQL it rides with that statement (one round trip for both), and a wrong
+        token raises Unauthorized (an unknown directory NotFound) before that statement's
+        rows are used."""
+
+        def check(rows: Rows) -> DirectoryAccess:
+            access = _access(directory_id, token, rows.first())
+            if access is None:
+                raise Unauthorized(f"the token does not open SCIM directory {directory_id!r}")
+            return access
+
+        return await conn.precede(_AUTHENTICATE, {"directory_id": directory_id}, check)
+
+
+def _access(directory_id: str, token: str, row: Any) -> DirectoryAccess | None:
+    if row is None:
+        raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
+    token_hash, enabled, organization_id, directory_rules, org_external_id = row
+    if not token_matches(token, token_hash) or not enabled:
+        return None
+    return DirectoryAccess(directory_id, organization_id, org_external_id, directory_rules)

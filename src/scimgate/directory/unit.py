@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from scimgate.directory.tenancy import DirectoryAccess
 from scimgate.events import outbox
 from scimgate.events.bus import EventBus
 from scimgate.events.outbox import Event
@@ -19,20 +20,30 @@ T = TypeVar("T")
 
 @dataclass
 class Unit:
+    """A write in progress: its connection, its directory and the events it records.
+
+    ``access`` gives the directory's owner; on PostgreSQL it may be a precondition the
+    connection checks with the unit's first read (see :mod:`scimgate.store.precondition`),
+    so it is read when an event is recorded, not when the unit opens."""
+
     conn: Conn
     directory_id: str
-    organization_id: str
-    organization_external_id: str | None = None
+    access: Callable[[], DirectoryAccess]
     events: list[Event] = field(default_factory=list)
 
+    @property
+    def organization_id(self) -> str:
+        return self.access().organization_id
+
     def emit(self, type_: str, data: dict[str, Any]) -> None:
+        directory = self.access()
         self.events.append(
             outbox.new_event(
                 type_,
                 self.directory_id,
-                self.organization_id,
+                directory.organization_id,
                 data,
-                self.organization_external_id,
+                directory.organization_external_id,
             )
         )
 

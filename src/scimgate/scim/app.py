@@ -37,24 +37,22 @@ def scim_routes(
     ep = ScimEndpoints(db, settings, tenancy, bus)
 
     async def service_provider_config(request: Request) -> Response:
-        caller = await ep.caller(request)
-        return scim_response(
-            discovery.service_provider_config(caller.scim_base, settings.max_page_size)
-        )
+        base = await ep.authenticated_base(request)
+        return scim_response(discovery.service_provider_config(base, settings.max_page_size))
 
     async def schemas(request: Request) -> Response:
-        return scim_response(discovery.schemas((await ep.caller(request)).scim_base))
+        return scim_response(discovery.schemas(await ep.authenticated_base(request)))
 
     async def schema(request: Request) -> Response:
-        caller = await ep.caller(request)
-        return scim_response(discovery.schema(caller.scim_base, request.path_params["id"]))
+        base = await ep.authenticated_base(request)
+        return scim_response(discovery.schema(base, request.path_params["id"]))
 
     async def resource_types(request: Request) -> Response:
-        return scim_response(discovery.resource_types((await ep.caller(request)).scim_base))
+        return scim_response(discovery.resource_types(await ep.authenticated_base(request)))
 
     async def resource_type(request: Request) -> Response:
-        caller = await ep.caller(request)
-        return scim_response(discovery.resource_type(caller.scim_base, request.path_params["id"]))
+        base = await ep.authenticated_base(request)
+        return scim_response(discovery.resource_type(base, request.path_params["id"]))
 
     return {
         ("Users",): {"GET": ep.list_users, "POST": ep.create_user},

@@ -8,7 +8,6 @@ the resource's row lock from read to write, so concurrent PATCHes never lose an 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -21,6 +20,7 @@ from scimgate.directory import users as user_repo
 from scimgate.directory.records import Page, ResourceRecord, Where
 from scimgate.directory.tenancy import DirectoryAccess, Tenancy
 from scimgate.directory.unit import Unit, run_unit
+from scimgate.errors import Unauthorized
 from scimgate.events.bus import EventBus
 from scimgate.scim.errors import ScimError, not_found
 from scimgate.scim.filter_sql import column_match, compile_filter, sort_expression
@@ -47,37 +47,67 @@ from scimgate.scim.render import (
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database
+from scimgate.store.precondition import Precondition
 
 _UNKNOWN = object()
 """Marks a root-search filter that names an attribute the resource type lacks."""
 
 
-@dataclass(frozen=True)
 class Caller:
-    """An authenticated request: the directory it may touch and that directory's base URL."""
+    """A request's directory and that directory's base URL, with the authentication
+    that opened it. On PostgreSQL the authentication rides with the request's first read
+    (see :mod:`scimgate.store.precondition`): ``directory`` is usable once that read ran,
+    or after ``await checked()``."""
 
-    directory: DirectoryAccess
-    scim_base: str
+    __slots__ = ("_access", "_conn", "directory_id", "scim_base")
+
+    def __init__(
+        self, directory_id: str, scim_base: str, access: Precondition[DirectoryAccess], conn: Conn
+    ) -> None:
+        self.directory_id = directory_id
+        self.scim_base = scim_base
+        self._access = access
+        self._conn = conn
 
     @property
-    def directory_id(self) -> str:
-        return self.directory.id
+    def directory(self) -> DirectoryAccess:
+        return self._access.value
+
+    @property
+    def decided(self) -> bool:
+        return self._access.decided
+
+    async def checked(self) -> DirectoryAccess:
+        """The directory, once the authentication has passed (sent now if still waiting)."""
+        if not self._access.decided:
+            await self._conn.resolve()
+        return self._access.value
 
 
-def _enforce_rules(
+async def _enforce_rules(
     caller: Caller, doc: dict[str, Any], before: dict[str, Any] | None = None
 ) -> None:
     """The host app's acceptance rules (directory.rules); InvalidInput becomes a 400."""
-    if caller.directory.rules:
-        rules.check(rules.parse_rules(caller.directory.rules), doc, before)
+    directory = await caller.checked()
+    if directory.rules:
+        rules.check(rules.parse_rules(directory.rules), doc, before)
 
 
-def _bearer(request: Request) -> str | None:
+def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None
+        return ""
     return token.strip()
+
+
+def _unauthorized() -> ScimError:
+    return ScimError(
+        401,
+        "missing or invalid bearer token for this SCIM directory: paste the Secret "
+        "Token issued for this Tenant URL (a rotated token stops working at once)",
+        headers={"WWW-Authenticate": 'Bearer realm="scimgate"'},
+    )
 
 
 class ScimEndpoints:
@@ -91,6 +121,24 @@ class ScimEndpoints:
         self.tenancy = tenancy
         self.bus = bus
 
+    # -- units of work, authenticated -------------------------------------------------
+
+    async def _read(
+        self, request: Request, work: Callable[[Conn, Caller], Awaitable[Response]]
+    ) -> Response:
+        """``work`` on a read connection, the request authenticated on it."""
+        callers: list[Caller] = []
+
+        async def run() -> Response:
+            async with self.db.read() as conn:
+                caller = await self._caller(request, conn)
+                callers.append(caller)
+                response = await work(conn, caller)
+                await caller.checked()
+                return response
+
+        return await self._authenticated(request, callers, run)
+
     async def _write(
         self, request: Request, work: Callable[[Unit, Caller], Awaitable[Response]]
     ) -> Response:
@@ -100,31 +148,50 @@ class ScimEndpoints:
         callers: list[Caller] = []
 
         async def open_unit(conn: Conn) -> Unit:
-            caller = await self.caller(request, conn)
-            callers[:] = [caller]
-            directory = caller.directory
-            return Unit(
-                conn, directory.id, directory.organization_id, directory.organization_external_id
-            )
+            caller = await self._caller(request, conn)
+            callers.append(caller)
+            return Unit(conn, caller.directory_id, lambda: caller.directory)
 
-        return await run_unit(self.db, self.bus, open_unit, lambda unit: work(unit, callers[0]))
+        async def checked_work(unit: Unit) -> Response:
+            caller = callers[-1]
+            response = await work(unit, caller)
+            await caller.checked()  # before COMMIT (the connection makes sure too)
+            return response
 
-    # -- authentication -------------------------------------------------------------
+        return await self._authenticated(
+            request, callers, lambda: run_unit(self.db, self.bus, open_unit, checked_work)
+        )
 
-    async def caller(self, request: Request, conn: Conn | None = None) -> Caller:
-        """Authenticate the request (on ``conn`` when given: a read then costs one
-        connection, not two)."""
+    async def _authenticated(
+        self, request: Request, callers: list[Caller], run: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        """Run a unit that authenticates its caller as it goes. A wrong token answers 401
+        whatever else is wrong with the request, as if it had been checked first: an
+        error raised before the authentication was answered (a malformed filter, a
+        failed statement) makes us check the token on its own."""
+        try:
+            return await run()
+        except Unauthorized as exc:
+            raise _unauthorized() from exc
+        except Exception:
+            if callers and not callers[-1].decided:
+                directory_id = request.path_params["directory_id"]
+                if await self.tenancy.authenticate(directory_id, _bearer(request)) is None:
+                    raise _unauthorized() from None
+            raise
+
+    async def _caller(self, request: Request, conn: Conn) -> Caller:
         directory_id = request.path_params["directory_id"]
-        token = _bearer(request)
-        directory = await self.tenancy.authenticate(directory_id, token or "", conn)
-        if directory is None:
-            raise ScimError(
-                401,
-                "missing or invalid bearer token for this SCIM directory: paste the Secret "
-                "Token issued for this Tenant URL (a rotated token stops working at once)",
-                headers={"WWW-Authenticate": 'Bearer realm="scimgate"'},
-            )
-        return Caller(directory, self.settings.scim_base_url(directory_id))
+        access = await self.tenancy.authenticate_first(conn, directory_id, _bearer(request))
+        return Caller(directory_id, self.settings.scim_base_url(directory_id), access, conn)
+
+    async def authenticated_base(self, request: Request) -> str:
+        """The directory's SCIM base URL, once the request's token opens it (for the
+        discovery endpoints, which read nothing else)."""
+        directory_id = request.path_params["directory_id"]
+        if await self.tenancy.authenticate(directory_id, _bearer(request)) is None:
+            raise _unauthorized()
+        return self.settings.scim_base_url(directory_id)
 
     # -- shared helpers ---------------------------------------------------------------
 
@@ -227,16 +294,18 @@ class ScimEndpoints:
     # -- users --------------------------------------------------------------------------
 
     async def list_users(self, request: Request) -> Response:
-        async with self.db.read() as conn:
-            caller = await self.caller(request, conn)
+        async def work(conn: Conn, caller: Caller) -> Response:
             params = self._list_params(dict(request.query_params), "User")
             return await self._search(conn, caller, "User", params)
 
+        return await self._read(request, work)
+
     async def search_users(self, request: Request) -> Response:
-        async with self.db.read() as conn:
-            caller = await self.caller(request, conn)
+        async def work(conn: Conn, caller: Caller) -> Response:
             body = search_body(await read_json(request, self.settings.max_body_bytes))
             return await self._search(conn, caller, "User", self._list_params(body, "User"))
+
+        return await self._read(request, work)
 
     async def _search(
         self, conn: Conn, caller: Caller, resource_type: str, params: ListParams
@@ -250,12 +319,13 @@ class ScimEndpoints:
         return self._list_response(params, page, items)
 
     async def get_user(self, request: Request) -> Response:
-        async with self.db.read() as conn:
-            caller = await self.caller(request, conn)
+        async def work(conn: Conn, caller: Caller) -> Response:
             record = await self._user(conn, caller, request.path_params["id"])
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
             return await self._single(conn, caller, "User", record, request)
+
+        return await self._read(request, work)
 
     async def _user(
         self, conn: Conn, caller: Caller, user_id: str, *, for_update: bool = False
@@ -271,7 +341,7 @@ class ScimEndpoints:
         async def work(unit: Unit, caller: Caller) -> Response:
             body = parse_json(raw)
             doc = parse_user(body)
-            _enforce_rules(caller, doc)
+            await _enforce_rules(caller, doc)
             conn = unit.conn
             record = await user_repo.insert(unit, doc)
             return await self._single(
@@ -289,7 +359,7 @@ class ScimEndpoints:
             conn = unit.conn
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
-            _enforce_rules(caller, doc, current.doc)
+            await _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
             return await self._single(conn, caller, "User", record, request)
 
@@ -304,7 +374,7 @@ class ScimEndpoints:
             current = await self._user(conn, caller, request.path_params["id"], for_update=True)
             check_if_match(request, current.etag)
             doc = apply_user_patch(current.doc, body, current.id)
-            _enforce_rules(caller, doc, current.doc)
+            await _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
             return await self._single(conn, caller, "User", record, request)
 
@@ -325,16 +395,16 @@ class ScimEndpoints:
     async def search_all(self, request: Request) -> Response:
         """``POST {base}/.search`` across Users and Groups (RFC 7644 §3.4.3): users first,
         then groups. An attribute only one type has matches nothing of the other type."""
-        caller = await self.caller(request)
-        body = search_body(await read_json(request, self.settings.max_body_bytes))
-        user_params = self._list_params(body, "User")
-        group_params = self._list_params(body, "Group")
-        user_where = self._where_or_none(user_params, "User")
-        group_where = self._where_or_none(group_params, "Group")
-        if user_where is _UNKNOWN and group_where is _UNKNOWN:
-            self._where(user_params, "User")  # raises the error naming the attribute
-        offset, count = user_params.start_index - 1, user_params.count
-        async with self.db.read() as conn:
+
+        async def work(conn: Conn, caller: Caller) -> Response:
+            body = search_body(await read_json(request, self.settings.max_body_bytes))
+            user_params = self._list_params(body, "User")
+            group_params = self._list_params(body, "Group")
+            user_where = self._where_or_none(user_params, "User")
+            group_where = self._where_or_none(group_params, "Group")
+            if user_where is _UNKNOWN and group_where is _UNKNOWN:
+                self._where(user_params, "User")  # raises the error naming the attribute
+            offset, count = user_params.start_index - 1, user_params.count
             users_page = Page(0, [])
             if user_where is not _UNKNOWN:
                 users_page = await user_repo.search(
@@ -357,8 +427,10 @@ class ScimEndpoints:
                     max(0, count - len(items)),
                 )
             items += await self._render(conn, caller, "Group", groups_page.records, group_params)
-        total = Page(users_page.total + groups_page.total, [])
-        return self._list_response(user_params, total, items)
+            total = Page(users_page.total + groups_page.total, [])
+            return self._list_response(user_params, total, items)
+
+        return await self._read(request, work)
 
     def _where_or_none(self, params: ListParams, resource_type: str) -> Any:
         try:
@@ -379,24 +451,27 @@ class ScimEndpoints:
         return record
 
     async def list_groups(self, request: Request) -> Response:
-        async with self.db.read() as conn:
-            caller = await self.caller(request, conn)
+        async def work(conn: Conn, caller: Caller) -> Response:
             params = self._list_params(dict(request.query_params), "Group")
             return await self._search(conn, caller, "Group", params)
 
+        return await self._read(request, work)
+
     async def search_groups(self, request: Request) -> Response:
-        async with self.db.read() as conn:
-            caller = await self.caller(request, conn)
+        async def work(conn: Conn, caller: Caller) -> Response:
             body = search_body(await read_json(request, self.settings.max_body_bytes))
             return await self._search(conn, caller, "Group", self._list_params(body, "Group"))
 
+        return await self._read(request, work)
+
     async def get_group(self, request: Request) -> Response:
-        async with self.db.read() as conn:
-            caller = await self.caller(request, conn)
+        async def work(conn: Conn, caller: Caller) -> Response:
             record = await self._group(conn, caller, request.path_params["id"])
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
             return await self._single(conn, caller, "Group", record, request)
+
+        return await self._read(request, work)
 
     async def create_group(self, request: Request) -> Response:
         raw = await read_body(request, self.settings.max_body_bytes)

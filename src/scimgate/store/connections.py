@@ -8,7 +8,7 @@ Database` lends them to units of work (see :mod:`scimgate.store.held`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from psycopg import AsyncClientCursor
 from psycopg.pq import PipelineStatus, TransactionStatus
@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scimgate.store.prepared import Prepared, translate
+from scimgate.store.precondition import Precondition
+from scimgate.store.prepared import Prepared, Rows, translate
 
 OnError = Callable[[Exception], Exception | None]
 """Maps the error of a statement to the one its caller raises (None: leave it). A deferred
@@ -24,11 +25,12 @@ statement's error surfaces later, at another statement or at COMMIT; its mapping
 applies there (see :class:`PostgresConnection`)."""
 
 _IDLE = TransactionStatus.IDLE
-# Up to this many statements go in one simple-query message (parameters bound by psycopg);
-# longer batches (member changes, their events) in a pipeline, where PostgreSQL parses each
-# statement once per batch rather than once per row.
+# Up to this many statements go in one simple-query message (parameters bound by psycopg;
+# a batch INSERT counts as one: it is sent as one multi-row INSERT); longer batches in a
+# pipeline, where PostgreSQL parses each statement once per batch rather than once per row.
 _BATCH_MAX = 6
 _PIPELINE_OFF = PipelineStatus.OFF
+T = TypeVar("T")
 
 
 class Conn(Protocol):
@@ -42,6 +44,19 @@ class Conn(Protocol):
     async def execute(
         self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
     ) -> Any: ...
+
+    async def precede(
+        self, statement: Prepared, parameters: Any, check: Callable[[Rows], T]
+    ) -> Precondition[T]:
+        """Run ``statement`` ahead of the next one, and ``check`` on its rows before any
+        later statement's rows are used or any write is sent (see
+        :mod:`scimgate.store.precondition`). If ``check`` raises, so does the statement
+        that carried it. SQLite runs it at once; PostgreSQL sends it with the next read."""
+        ...
+
+    async def resolve(self) -> None:
+        """Run the preconditions still waiting for a statement to ride with."""
+        ...
 
 
 class InlineConnection:
@@ -99,6 +114,17 @@ class InlineConnection:
             raise _mapped(translate(exc, compiled, args, dialect), [on_error]) from exc
         return Prepared.rows(compiled, raw, cursor.rowcount)
 
+    async def precede(
+        self, statement: Prepared, parameters: Any, check: Callable[[Rows], T]
+    ) -> Precondition[T]:
+        # Statements here cost microseconds and no round trip: check at once.
+        condition = Precondition(check)
+        condition.settle(await self.execute(statement, parameters))
+        return condition
+
+    async def resolve(self) -> None:
+        return None
+
 
 def _mapped(error: Exception, handlers: Sequence[OnError | None]) -> Exception:
     for handler in handlers:
@@ -122,7 +148,13 @@ class PostgresConnection:
     batches in a pipeline. A write such as ``POST /Users`` is then two round trips
     instead of five.
     An error in a deferred statement surfaces at that next statement or at ``COMMIT``,
-    still inside the transaction, mapped by the ``on_error`` its caller gave.
+    still inside the transaction, mapped by the ``on_error`` its caller gave. A batch
+    INSERT in such a message is one multi-row statement.
+
+    A precondition (:meth:`precede`: the authentication) waits for the next read and goes
+    in front of it in the same message; its check runs on its rows before the read's
+    rows are returned. A write, a SQLAlchemy statement or ``COMMIT`` sends it on its own
+    first (:meth:`resolve`).
     """
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -133,7 +165,8 @@ class PostgresConnection:
         self._batch: Any = None
         self._in_transaction = False
         self._begin_pending = False
-        self._deferred: list[tuple[str, list[Any], OnError | None]] = []
+        self._deferred: list[tuple[Any, list[Any], OnError | None]] = []
+        self._preceding: list[tuple[Any, Any, Precondition[Any]]] = []
 
     @property
     def dialect(self) -> Any:
@@ -149,6 +182,7 @@ class PostgresConnection:
         self._in_transaction = self._begin_pending = True
 
     async def commit(self) -> None:
+        await self.resolve()  # never COMMIT in the message of an unchecked precondition
         if self._begin_pending and not self._deferred:
             self._reset()  # nothing was run: nothing to commit
             return
@@ -174,6 +208,7 @@ class PostgresConnection:
             return False
         if self._in_transaction:
             return False
+        self._preceding.clear()  # a read unit that ended early: nothing was sent
         if self._conn.in_transaction():
             await self._conn.rollback()
         return True
@@ -181,27 +216,58 @@ class PostgresConnection:
     def _reset(self) -> None:
         self._in_transaction = self._begin_pending = False
         self._deferred.clear()
+        self._preceding.clear()
 
-    def _pending(self) -> list[str]:
-        """What waits to be sent before the next statement, as SQL text."""
+    def _pending(self, *, deferred: bool = True) -> tuple[list[str], list[tuple[int, Any, Any]]]:
+        """What waits to be sent before the next statement, as SQL text (``BEGIN``, the
+        preconditions, the deferred statements), and where each precondition's result
+        will be: ``(index, compiled, precondition)``."""
         parts = ["BEGIN"] if self._begin_pending else []
         mogrify = self._batch.mogrify
-        for sql, args, _ in self._deferred:
-            parts.extend(mogrify(sql, one) for one in args)
+        checks = []
+        for compiled, args, condition in self._preceding:
+            checks.append((len(parts), compiled, condition))
+            parts.append(mogrify(compiled.sql, args))
+        if deferred:
+            for compiled, args, _ in self._deferred:
+                if compiled.values is not None and len(args) > 1:
+                    head, row = compiled.values  # a batch: one multi-row INSERT
+                    parts.append(head + ", ".join(mogrify(row, one) for one in args))
+                else:
+                    parts.extend(mogrify(compiled.sql, one) for one in args)
+            self._deferred.clear()
         self._begin_pending = False
-        self._deferred.clear()
-        return parts
+        self._preceding.clear()
+        return parts, checks
 
     def _pending_count(self) -> int:
-        return self._begin_pending + sum(len(args) for _, args, _ in self._deferred)
+        return (
+            self._begin_pending
+            + len(self._preceding)
+            + sum(1 if c.values is not None else len(a) for c, a, _ in self._deferred)
+        )
+
+    @staticmethod
+    async def _settle(cursor: Any, checks: list[tuple[int, Any, Any]]) -> None:
+        """Run the preconditions' checks on their results, in order, then move the
+        cursor to the last result (the statement they rode with)."""
+        at = 0
+        for index, compiled, condition in checks:
+            while at < index:
+                cursor.nextset()
+                at += 1
+            raw = await cursor.fetchall()
+            condition.settle(Prepared.rows(compiled, raw, cursor.rowcount))
+        while cursor.nextset():
+            pass
 
     async def _queue_pending(self, driver: Any) -> None:
         """Queue what is pending in the current pipeline (for long batches)."""
         if self._begin_pending:
             self._begin_pending = False
             await driver.execute(b"BEGIN")
-        for sql, args, _ in self._deferred:
-            await driver.cursor().executemany(sql, args)
+        for compiled, args, _ in self._deferred:
+            await driver.cursor().executemany(compiled.sql, args)
         self._deferred.clear()
 
     def _handlers(self) -> list[OnError | None]:
@@ -223,21 +289,44 @@ class PostgresConnection:
                 for sql, args in tail:
                     await self._run(cursor, sql, args)
             return cursor
-        if not (self._begin_pending or self._deferred):
+        if not (self._begin_pending or self._deferred or self._preceding):
             cursor = driver.cursor()
             for sql, args in tail:
                 await self._run(cursor, sql, args)
             return cursor
-        parts = self._pending()
+        parts, checks = self._pending()
         mogrify = self._batch.mogrify
         for sql, args in tail:
             rows = [None] if args is None else args if isinstance(args, list) else [args]
             parts.extend(sql if one is None else mogrify(sql, one) for one in rows)
         cursor = self._batch
         await cursor.execute(";".join(parts))
-        while cursor.nextset():
-            pass
+        await self._settle(cursor, checks)
         return cursor
+
+    async def precede(
+        self, statement: Prepared, parameters: Any, check: Callable[[Rows], T]
+    ) -> Precondition[T]:
+        compiled = statement.compiled(self._conn.dialect)
+        if compiled.row is None or not compiled.reads_only:
+            raise ValueError("only a SELECT can be a precondition")
+        condition = Precondition(check)
+        self._preceding.append((compiled, statement.arguments(compiled, parameters), condition))
+        return condition
+
+    async def resolve(self) -> None:
+        """Send the preconditions (with a pending ``BEGIN``) on their own and check them;
+        deferred statements keep waiting."""
+        if not self._preceding:
+            return
+        await self._raw()
+        parts, checks = self._pending(deferred=False)
+        cursor = self._batch
+        try:
+            await cursor.execute(";".join(parts))
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise self._error(parts[-1], exc) from exc
+        await self._settle(cursor, checks)
 
     async def _send(self, sql: str) -> None:
         """One SQL command, after whatever is pending, in one round trip."""
@@ -252,8 +341,9 @@ class PostgresConnection:
         self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
     ) -> Any:
         driver = await self._raw()
-        handlers = self._handlers()
         if not isinstance(statement, Prepared):
+            await self.resolve()
+            handlers = self._handlers()
             if self._begin_pending or self._deferred:
                 try:
                     await self._round_trip(driver, [])
@@ -263,12 +353,19 @@ class PostgresConnection:
         dialect = self._conn.dialect
         compiled = statement.compiled(dialect)
         args = statement.arguments(compiled, parameters)
+        if self._preceding and not (
+            compiled.reads_only
+            and not isinstance(args, list)
+            and self._pending_count() < _BATCH_MAX
+        ):
+            await self.resolve()  # only a read rides with a precondition
+        handlers = self._handlers()
         if self._in_transaction and compiled.row is None:
             if isinstance(args, list):
-                self._deferred.append((compiled.sql, args, on_error))
+                self._deferred.append((compiled, args, on_error))
                 return Prepared.rows(compiled, [], -1)
             if statement.deferrable:
-                self._deferred.append((compiled.sql, [args], on_error))
+                self._deferred.append((compiled, [args], on_error))
                 return Prepared.rows(compiled, [], -1)
         handlers.append(on_error)
         try:

@@ -74,6 +74,12 @@ class _Compiled:
     row: Any
     """A namedtuple class for result rows, or None for statements returning none."""
     results: tuple[Processor, ...]
+    reads_only: bool
+    """A plain ``SELECT`` (locking ones included): it changes no data, so it may share a
+    round trip with a precondition that could still fail (see ``Conn.precede``)."""
+    values: tuple[str, str] | None
+    """For a plain ``INSERT … VALUES (…)``: the SQL up to ``VALUES`` and the row
+    template, so that a batch can be sent as one multi-row statement."""
 
 
 class Prepared:
@@ -136,7 +142,11 @@ class Prepared:
         if columns:
             row = _row_class([c[0] for c in columns])
             results = tuple(c[3]._cached_result_processor(dialect, None) for c in columns)
-        return _Compiled(compiled.string, names, positional, defaults, bind, row, results)
+        sql = compiled.string
+        reads_only = sql.lstrip()[:6].upper() == "SELECT"
+        return _Compiled(
+            sql, names, positional, defaults, bind, row, results, reads_only, _values(sql)
+        )
 
     def arguments(self, compiled: _Compiled, params: Any) -> Any:
         """Driver arguments for a parameter dict, or a list of them for executemany."""
@@ -168,6 +178,23 @@ class Prepared:
             ],
             rowcount,
         )
+
+
+def _values(sql: str) -> tuple[str, str] | None:
+    """``(head, row)`` of ``INSERT INTO t (…) VALUES (row)`` with nothing after the row
+    (no ``RETURNING``, no ``ON CONFLICT``), else None."""
+    if not sql.startswith("INSERT INTO "):
+        return None
+    at = sql.find(") VALUES (")
+    if at < 0:
+        return None
+    head, row = sql[: at + len(") VALUES ")], sql[at + len(") VALUES ") :]
+    depth = 0
+    for n, char in enumerate(row):
+        depth += (char == "(") - (char == ")")
+        if depth == 0:
+            return (head, row) if n == len(row) - 1 else None
+    return None
 
 
 def _row_class(names: list[str]) -> Any:

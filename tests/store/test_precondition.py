@@ -1,0 +1,192 @@
+"""A precondition (``conn.precede``) is checked before anything after it counts: the rows
+of the read it rode with are only handed back when the check passed, and no write is sent
+(nor ``COMMIT``) while a check is still open. On PostgreSQL it shares the read's round
+trip; on SQLite it runs at once. Every test runs on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import BigInteger, bindparam, func, select
+
+from scimgate.store.engine import Database
+from scimgate.store.precondition import PreconditionPending
+from scimgate.store.prepared import Prepared, Rows
+from scimgate.store.tables import organizations
+
+_INSERT = Prepared(
+    organizations.insert(),
+    column_keys=("id", "name", "external_id", "created_at", "updated_at"),
+    deferrable=True,
+)
+_INSERT_NOW = Prepared(
+    organizations.insert(), column_keys=("id", "name", "external_id", "created_at", "updated_at")
+)
+_BY_EXTERNAL_ID = Prepared(
+    select(organizations.c.id, organizations.c.name).where(
+        organizations.c.external_id == bindparam("external_id")
+    )
+)
+
+
+class Refused(Exception):
+    pass
+
+
+def _row(external_id: str, name: str = "n") -> dict[str, object]:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    return {
+        "id": uuid.uuid4().hex,
+        "name": name,
+        "external_id": external_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _name_is(expected: str) -> Any:
+    """A check that passes (giving the name) when the row's name is ``expected``."""
+
+    def check(rows: Rows) -> str:
+        row = rows.first()
+        if row is None or row.name != expected:
+            raise Refused(f"expected {expected!r}, found {row and row.name!r}")
+        return str(row.name)
+
+    return check
+
+
+@pytest.fixture()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture()
+async def keyed(db: Database) -> str:
+    """The external id of a stored organization named "key"."""
+    external_id = f"key-{uuid.uuid4().hex}"
+    async with db.write() as conn:
+        await conn.execute(_INSERT_NOW, _row(external_id, "key"))
+    return external_id
+
+
+@pytest.fixture()
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL of every message psycopg's async cursors send (one round trip each)."""
+    sent: list[str] = []
+    for cls in (psycopg.AsyncCursor, psycopg.AsyncClientCursor):
+        if "execute" not in vars(cls):
+            continue  # inherited: wrapped once, on its own class
+        original = cls.execute
+
+        async def execute(self: Any, query: Any, *args: Any, _o: Any = original, **kw: Any) -> Any:
+            sent.append(str(query))
+            return await _o(self, query, *args, **kw)
+
+        monkeypatch.setattr(cls, "execute", execute)
+    yield sent
+
+
+async def test_a_passing_check_hands_back_the_read_it_rode_with(
+    db: Database, keyed: str, round_trips: list[str]
+) -> None:
+    other = f"other-{uuid.uuid4().hex}"
+    async with db.write() as conn:
+        await conn.execute(_INSERT_NOW, _row(other, "other"))
+    round_trips.clear()
+    async with db.read() as conn:
+        condition = await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("key"))
+        rows = await conn.execute(_BY_EXTERNAL_ID, {"external_id": other})
+        assert condition.checked and condition.value == "key"
+        assert [r.name for r in rows] == ["other"]
+    if db.dialect == "postgresql":
+        assert len(round_trips) == 1, round_trips  # the check and the read: one message
+
+
+async def test_a_failing_check_drops_the_read_it_rode_with(db: Database, keyed: str) -> None:
+    handed: Any = None
+    async with db.read() as conn:
+        with pytest.raises(Refused):
+            await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("someone else"))
+            handed = await conn.execute(_BY_EXTERNAL_ID, {"external_id": keyed})
+        assert handed is None
+        # the connection serves the next statement as usual
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": keyed})).first() is not None
+    async with db.read() as conn:  # and the next unit
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": keyed})).first() is not None
+
+
+async def test_a_value_read_before_the_check_ran_is_a_loud_error(db: Database, keyed: str) -> None:
+    async with db.read() as conn:
+        condition = await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("key"))
+        if db.dialect == "postgresql":
+            with pytest.raises(PreconditionPending):
+                _ = condition.value
+            assert not condition.decided
+        await conn.resolve()
+        assert condition.value == "key"
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "immediate"])
+async def test_no_write_is_sent_while_a_check_is_open(
+    db: Database, keyed: str, deferrable: bool
+) -> None:
+    fresh = f"fresh-{uuid.uuid4().hex}"
+    with pytest.raises(Refused):
+        async with db.write() as conn:
+            await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("nobody"))
+            await conn.execute(_INSERT if deferrable else _INSERT_NOW, _row(fresh))
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is None
+
+
+async def test_a_write_on_a_read_connection_waits_for_the_check(db: Database, keyed: str) -> None:
+    """Reads run in autocommit mode: a write sent with the check would be committed
+    whatever the check says, so it goes after it."""
+    fresh = f"fresh-{uuid.uuid4().hex}"
+    with pytest.raises(Refused):
+        async with db.read() as conn:
+            await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("nobody"))
+            await conn.execute(_INSERT_NOW, _row(fresh))
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is None
+
+
+async def test_commit_checks_first(db: Database, keyed: str) -> None:
+    """A unit that ran nothing after its precondition still has it checked at COMMIT."""
+    with pytest.raises(Refused):
+        async with db.write() as conn:
+            await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("nobody"))
+    async with db.write() as conn:
+        condition = await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("key"))
+    assert condition.value == "key"
+
+
+async def test_a_check_left_open_by_a_read_unit_does_not_leak_into_the_next(
+    db: Database, keyed: str
+) -> None:
+    async with db.read() as conn:
+        await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("key"))
+    for _ in range(3):  # the lender hands the same connection back
+        async with db.read() as conn:
+            rows = await conn.execute(_BY_EXTERNAL_ID, {"external_id": keyed})
+            assert [r.name for r in rows] == ["key"]
+
+
+async def test_a_failed_statement_leaves_the_check_undecided(db: Database, keyed: str) -> None:
+    """When the read it rode with fails, the check's outcome is unknown: callers must
+    check again on their own (the SCIM layer then re-authenticates)."""
+    bad = Prepared(select(func.abs(bindparam("x", type_=BigInteger))))
+    async with db.read() as conn:
+        condition = await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("key"))
+        with pytest.raises(Exception):  # noqa: B017 - the backend's own error type
+            await conn.execute(bad, {"x": -(2**63)})  # out of range on both
+        if db.dialect == "postgresql":
+            assert not condition.decided
