@@ -107,3 +107,22 @@ async def test_without_a_mapping_the_integrity_error_surfaces(db: Database) -> N
     with pytest.raises(IntegrityError):
         async with db.write() as conn:
             await conn.execute(_INSERT, _row(taken))
+
+
+async def test_a_batch_insert_fails_whole_and_mapped(db: Database) -> None:
+    """A deferred batch goes as one multi-row INSERT on PostgreSQL: a clash in any row
+    fails the whole batch, with the caller's mapping."""
+    taken = f"ext-{uuid.uuid4().hex}"
+    async with db.write() as conn:
+        await conn.execute(_INSERT, _row(taken))
+    fresh = [f"ext-{uuid.uuid4().hex}" for _ in range(3)]
+    with pytest.raises(Clash):
+        async with db.write() as conn:
+            await conn.execute(
+                _INSERT,
+                [_row(fresh[0]), _row(fresh[1]), _row(taken), _row(fresh[2])],
+                on_error=_clash,
+            )
+    async with db.read() as conn:
+        for external_id in fresh:
+            assert (await conn.execute(_COUNT, {"external_id": external_id})).first() is None
