@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -24,6 +24,8 @@ class ResourceRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    groups: list[tuple[str, str]] | None = None
+    """A user's groups (id, displayName) when the query read them with it, else None."""
 
     @property
     def etag(self) -> str:
@@ -87,9 +89,10 @@ def _search_statements(
 
 
 @cache
-def _match_statements(table: Table, column: str) -> _Search:
+def _match_statements(table: Table, column: str, extra: Any = None) -> _Search:
     built = _search_statements(table, [table.c[column] == bindparam("value")], ())
-    return _Search(Prepared(built.page), Prepared(built.count))
+    page = built.page if extra is None else built.page.add_columns(extra)
+    return _Search(Prepared(page), Prepared(built.count))
 
 
 async def search(
@@ -100,15 +103,19 @@ async def search(
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
+    *,
+    extra: Any = None,
+    to_record: Callable[[Any], ResourceRecord] = record_from_row,
 ) -> Page:
     """One page of a directory's users or groups matching ``where``; ``limit=0`` counts.
 
     The total rides along with the page (``count(*) OVER ()``), so a list request is one
-    query; only a page past the end needs a separate count.
+    query; only a page past the end needs a separate count. ``extra``: a column added to
+    a one-column match (read by ``to_record``).
     """
     params: dict[str, Any] = {"directory_id": directory_id, "offset": offset, "limit": limit}
     if isinstance(where, ColumnMatch) and not order_by:
-        statements = _match_statements(table, where.column)
+        statements = _match_statements(table, where.column, extra)
         params["value"] = where.value
     else:
         if isinstance(where, ColumnMatch):
@@ -118,6 +125,6 @@ async def search(
         return Page((await conn.execute(statements.count, params)).scalar_one(), [])
     rows = list(await conn.execute(statements.page, params))
     if rows:
-        return Page(rows[0].total_results, [record_from_row(r) for r in rows])
+        return Page(rows[0].total_results, [to_record(r) for r in rows])
     total = (await conn.execute(statements.count, params)).scalar_one() if offset > 0 else 0
     return Page(total, [])

@@ -6,11 +6,14 @@ document on every write, here and only here, so they can never drift from it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, select, update
+from sqlalchemy import JSON, ColumnElement, bindparam, delete, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 
 from scimgate.directory import records
 from scimgate.directory.groups import leave_groups
@@ -74,12 +77,73 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
     return record
 
 
+class _GroupsJson(ColumnElement[Any]):
+    """A user's groups as a JSON array of ``[id, displayName]``, as a correlated subquery
+    of a ``users`` row: one user read with its groups is one statement (on PostgreSQL one
+    round trip, not two). Ordered by displayName like :func:`groups_of` (SQLite's in
+    :func:`_groups`, where code point order is its BINARY collation's)."""
+
+    inherit_cache = True
+    type = JSON()
+
+
+_MEMBERSHIPS = group_members.join(groups, groups.c.id == group_members.c.group_id)
+_GROUPS_JSON_PG = (
+    select(
+        func.coalesce(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(groups.c.id, groups.c.display_name),
+                    groups.c.display_name,
+                )
+            ),
+            literal_column("'[]'::json"),
+        )
+    )
+    .select_from(_MEMBERSHIPS)
+    .where(group_members.c.user_id == users.c.id)
+    .scalar_subquery()
+)
+_GROUPS_JSON_SQLITE = (
+    select(func.json_group_array(func.json_array(groups.c.id, groups.c.display_name)))
+    .select_from(_MEMBERSHIPS)
+    .where(group_members.c.user_id == users.c.id)
+    .scalar_subquery()
+)
+
+
+@compiles(_GroupsJson)
+def _groups_json_sqlite(_element: Any, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(_GROUPS_JSON_SQLITE, **kw))
+
+
+@compiles(_GroupsJson, "postgresql")
+def _groups_json_pg(_element: Any, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(_GROUPS_JSON_PG, **kw))
+
+
+GROUPS_COLUMN = _GroupsJson().label("groups")
+"""Add to a ``users`` SELECT to read each user's groups with it (see :func:`with_groups`)."""
+
+
+def with_groups(row: Any) -> ResourceRecord:
+    """A record from a row that carries :data:`GROUPS_COLUMN`."""
+    pairs = [(group_id, name) for group_id, name in row.groups]
+    pairs.sort(key=lambda pair: pair[1])  # already sorted on PostgreSQL: a cheap no-op
+    return dataclasses.replace(_record(row), groups=pairs)
+
+
 # Hot statements are built once: SQLAlchemy then skips construction and cache-key
 # generation on every execution (about 4x cheaper per statement; see docs/performance.md).
 _SELECT = select(*_RECORD_COLUMNS).where(
     users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("user_id")
 )
 _GET = Prepared(_SELECT)
+_SELECT_WITH_GROUPS = select(*_RECORD_COLUMNS, GROUPS_COLUMN).where(
+    users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("user_id")
+)
+_GET_WITH_GROUPS = Prepared(_SELECT_WITH_GROUPS)
+_GET_FOR_UPDATE_WITH_GROUPS = Prepared(_SELECT_WITH_GROUPS.with_for_update(of=users))
 _DELETE = Prepared(
     delete(users).where(
         users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("id")
@@ -109,15 +173,24 @@ _GROUPS_OF_ONE = Prepared(
 
 
 async def get(
-    conn: Conn, directory_id: str, user_id: str, *, for_update: bool = False
+    conn: Conn,
+    directory_id: str,
+    user_id: str,
+    *,
+    for_update: bool = False,
+    groups: bool = False,
 ) -> ResourceRecord | None:
+    """A user; with ``groups``, its groups read in the same statement (``record.groups``)."""
+    if groups:
+        statement = _GET_FOR_UPDATE_WITH_GROUPS if for_update else _GET_WITH_GROUPS
+    else:
+        statement = _GET_FOR_UPDATE if for_update else _GET
     row = (
-        await conn.execute(
-            _GET_FOR_UPDATE if for_update else _GET,
-            {"directory_id": directory_id, "user_id": user_id},
-        )
+        await conn.execute(statement, {"directory_id": directory_id, "user_id": user_id})
     ).first()
-    return _record(row) if row else None
+    if row is None:
+        return None
+    return with_groups(row) if groups else _record(row)
 
 
 async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> ResourceRecord:
@@ -140,7 +213,13 @@ async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> R
         on_error=_clash(doc),
     )
     record = ResourceRecord(
-        current.id, current.directory_id, doc, current.version + 1, current.created_at, now
+        current.id,
+        current.directory_id,
+        doc,
+        current.version + 1,
+        current.created_at,
+        now,
+        current.groups,  # a user's update leaves its memberships alone
     )
     user = normalized_user(record, unit.organization_id)
     changed = [a for a in changed_attributes(current.doc, doc) if a != "active"]
@@ -167,8 +246,23 @@ async def search(
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
+    *,
+    groups: bool = False,
 ) -> Page:
-    """One page of users matching ``where``; ``limit=0`` counts only."""
+    """One page of users matching ``where``; ``limit=0`` counts only. With ``groups``, a
+    match on one column (the match before a create) reads each user's groups with it."""
+    if groups and isinstance(where, records.ColumnMatch) and not order_by:
+        return await records.search(
+            conn,
+            users,
+            directory_id,
+            where,
+            order_by,
+            offset,
+            limit,
+            extra=GROUPS_COLUMN,
+            to_record=with_groups,
+        )
     return await records.search(conn, users, directory_id, where, order_by, offset, limit)
 
 

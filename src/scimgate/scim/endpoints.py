@@ -250,7 +250,9 @@ class ScimEndpoints:
         related: dict[str, list[dict[str, Any]]] = {}
         if records and not related_empty and wants(params.attributes, params.excluded, key):
             ids = [r.id for r in records]
-            if resource_type == "User":
+            if all(r.groups is not None for r in records):  # read with the users
+                related = {r.id: groups_value(r.groups or [], caller.scim_base) for r in records}
+            elif resource_type == "User":
                 found_groups = await user_repo.groups_of(conn, ids)
                 related = {k: groups_value(v, caller.scim_base) for k, v in found_groups.items()}
             else:
@@ -311,16 +313,27 @@ class ScimEndpoints:
         self, conn: Conn, caller: Caller, resource_type: str, params: ListParams
     ) -> Response:
         where, order = self._where(params, resource_type), self._order(params, resource_type)
-        repo = user_repo if resource_type == "User" else group_repo
-        page = await repo.search(
-            conn, caller.directory_id, where, order, params.start_index - 1, params.count
-        )
+        offset = params.start_index - 1
+        if resource_type == "User":
+            page = await user_repo.search(
+                conn,
+                caller.directory_id,
+                where,
+                order,
+                offset,
+                params.count,
+                groups=wants(params.attributes, params.excluded, "groups"),
+            )
+        else:
+            page = await group_repo.search(
+                conn, caller.directory_id, where, order, offset, params.count
+            )
         items = await self._render(conn, caller, resource_type, page.records, params)
         return self._list_response(params, page, items)
 
     async def get_user(self, request: Request) -> Response:
         async def work(conn: Conn, caller: Caller) -> Response:
-            record = await self._user(conn, caller, request.path_params["id"])
+            record = await self._user(conn, caller, request.path_params["id"], shown_by=request)
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
             return await self._single(conn, caller, "User", record, request)
@@ -328,9 +341,23 @@ class ScimEndpoints:
         return await self._read(request, work)
 
     async def _user(
-        self, conn: Conn, caller: Caller, user_id: str, *, for_update: bool = False
+        self,
+        conn: Conn,
+        caller: Caller,
+        user_id: str,
+        *,
+        for_update: bool = False,
+        shown_by: Request | None = None,
     ) -> ResourceRecord:
-        record = await user_repo.get(conn, caller.directory_id, user_id, for_update=for_update)
+        """The user; its groups are read in the same statement when the response to
+        ``shown_by`` will show them."""
+        groups = False
+        if shown_by is not None:
+            params = selection_params(shown_by.query_params, "User")
+            groups = wants(params.attributes, params.excluded, "groups")
+        record = await user_repo.get(
+            conn, caller.directory_id, user_id, for_update=for_update, groups=groups
+        )
         if record is None:
             raise not_found(f"no user with id {user_id!r} in this directory")
         return record
@@ -357,7 +384,9 @@ class ScimEndpoints:
             body = parse_json(raw)
             doc = parse_user(body)
             conn = unit.conn
-            current = await self._user(conn, caller, request.path_params["id"], for_update=True)
+            current = await self._user(
+                conn, caller, request.path_params["id"], for_update=True, shown_by=request
+            )
             check_if_match(request, current.etag)
             await _enforce_rules(caller, doc, current.doc)
             record = await user_repo.replace(unit, current, doc)
@@ -371,7 +400,9 @@ class ScimEndpoints:
         async def work(unit: Unit, caller: Caller) -> Response:
             body = parse_json(raw)
             conn = unit.conn
-            current = await self._user(conn, caller, request.path_params["id"], for_update=True)
+            current = await self._user(
+                conn, caller, request.path_params["id"], for_update=True, shown_by=request
+            )
             check_if_match(request, current.etag)
             doc = apply_user_patch(current.doc, body, current.id)
             await _enforce_rules(caller, doc, current.doc)
