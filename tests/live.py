@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,9 +83,13 @@ class LiveServer:
 
 
 def start_server(
-    database_url: str, tmp: Path, env: dict[str, str] | None = None
+    database_url: str,
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[LiveServer]:
-    """Start ``scimgate serve`` on a free port and wait until it answers /healthz."""
+    """Start ``scimgate serve`` (with ``args`` added) on a free port and wait until it
+    answers /healthz."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp / f"server-{port}.log"
@@ -103,6 +107,7 @@ def start_server(
             database_url,
             "--public-url",
             base,
+            *args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

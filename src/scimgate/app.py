@@ -27,7 +27,6 @@ from scimgate.middleware import AccessLog, NormalizePath
 from scimgate.scim.app import SCIM_MOUNT, ScimApp, scim_app
 from scimgate.settings import Settings
 from scimgate.store.engine import Database
-from scimgate.store.migrate import upgrade
 
 
 class ScimgateApp(Starlette):
@@ -57,6 +56,13 @@ class ScimgateApp(Starlette):
                 await self._scim(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def create_worker_app() -> Starlette:
+    """The app of one ``scimgate serve --workers N`` process (uvicorn's factory): settings
+    from the environment, and no migration (the command brought the schema to head
+    before it started the workers)."""
+    return create_app(migrate=False)
 
 
 def create_app(
@@ -92,6 +98,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if migrate:
+            # Imported here: Alembic costs a process ~12 MiB that a worker started by
+            # `serve --workers N` (whose command migrated already) need not pay.
+            from scimgate.store.migrate import upgrade
+
             await anyio.to_thread.run_sync(upgrade, settings.database_url)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(stop)) if worker is not None else None

@@ -251,18 +251,33 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(announce())
     if args.workers > 1:
-        # Workers import the app factory; settings travel through the environment.
+        # Workers import the app factory; settings travel through the environment. This
+        # process becomes uvicorn's supervisor, which never loads the app: exec'ing it
+        # fresh frees the ~95 MiB this process took to import scimgate (same pid, so a
+        # process manager's signals still reach the supervisor).
         os.environ["SCIMGATE_DATABASE_URL"] = settings.database_url
         os.environ["SCIMGATE_PUBLIC_URL"] = settings.public_url
         os.environ["SCIMGATE_GC_FREEZE"] = str(settings.gc_freeze).lower()
-        uvicorn.run(
-            "scimgate.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            access_log=False,
-            log_level="info",
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "scimgate.app:create_worker_app",
+                "--factory",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+                "--no-access-log",
+                "--log-level",
+                "info",
+            ],
         )
     else:
         uvicorn.run(

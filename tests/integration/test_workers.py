@@ -1,0 +1,103 @@
+"""``scimgate serve --workers 2`` on PostgreSQL: two worker processes behind one port,
+both serving, with uniqueness and membership changes correct across them, under a lean
+supervisor (the process that started them execs into uvicorn's, which never loads the
+app)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_database
+from tests.integration.helpers import create_group, patch_body, search, user_body
+from tests.live import LiveServer, start_server
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def _serves_scim(pid: int) -> bool:
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b"spawn_main" in cmdline  # not multiprocessing's resource tracker
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    for url in fresh_database("postgresql", tmp_path_factory.mktemp("pg")):
+        yield from start_server(url, tmp_path_factory.mktemp("workers"), args=["--workers", "2"])
+
+
+def test_two_workers_serve_behind_a_lean_supervisor(two_workers: LiveServer) -> None:
+    supervisor = two_workers.process.pid
+    workers = [pid for pid in _children(supervisor) if _serves_scim(pid)]
+    assert len(workers) == 2, workers
+    # The supervisor imports uvicorn only; a worker holds the whole app (~100 MiB).
+    assert _rss_mib(supervisor) < 60, _rss_mib(supervisor)
+
+
+def test_concurrent_writes_through_both_workers_stay_correct(two_workers: LiveServer) -> None:
+    directory = two_workers.new_directory()
+    body = user_body()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        # Fresh connections per request: the kernel spreads them over both workers.
+        statuses = list(
+            pool.map(
+                lambda _: (
+                    httpx.post(
+                        directory.url("/Users"),
+                        json=body,
+                        headers=dict(directory.client.headers),
+                        timeout=30,
+                    ).status_code
+                ),
+                range(16),
+            )
+        )
+    assert sorted(statuses) == [201] + [409] * 15, statuses
+    users = [user_body() for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(
+            pool.map(
+                lambda b: httpx.post(
+                    directory.url("/Users"), json=b, headers=dict(directory.client.headers)
+                ).json()["id"],
+                users,
+            )
+        )
+    group = create_group(directory)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(
+            pool.map(
+                lambda uid: httpx.patch(
+                    directory.url(f"/Groups/{group['id']}"),
+                    json=patch_body({"op": "add", "path": "members", "value": [{"value": uid}]}),
+                    headers=dict(directory.client.headers),
+                    timeout=30,
+                ).raise_for_status(),
+                created,
+            )
+        )
+    members = directory.client.get(directory.url(f"/Groups/{group['id']}")).json()["members"]
+    assert sorted(m["value"] for m in members) == sorted(created)
+    assert search(directory, "/Users")["totalResults"] == 21
