@@ -12,10 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy import BigInteger, Integer, bindparam, func, literal, select, type_coerce
+from sqlalchemy.exc import IntegrityError
 
 from scimgate.store.engine import Database
-from scimgate.store.precondition import PreconditionPending
+from scimgate.store.precondition import AssumptionFailed, Precondition, PreconditionPending
 from scimgate.store.prepared import Prepared, Rows
 from scimgate.store.tables import organizations
 
@@ -190,3 +191,67 @@ async def test_a_failed_statement_leaves_the_check_undecided(db: Database, keyed
             await conn.execute(bad, {"x": -(2**63)})  # out of range on both
         if db.dialect == "postgresql":
             assert not condition.decided
+
+
+# -- assumptions: checked by the database, so they ride with writes and COMMIT too ----------
+
+_STILL_THERE = Prepared(
+    select(type_coerce(literal(1, Integer) // func.count(), Integer)).where(
+        organizations.c.external_id == bindparam("external_id")
+    )
+)
+"""1 while the organization exists; else a division by zero (SQLite: NULL)."""
+
+
+async def test_a_holding_assumption_rides_with_the_commit(
+    db: Database, keyed: str, round_trips: list[str]
+) -> None:
+    fresh = f"fresh-{uuid.uuid4().hex}"
+    condition = Precondition.assumed("key")
+    round_trips.clear()
+    async with db.write() as conn:
+        await conn.assume(_STILL_THERE, {"external_id": keyed}, condition)
+        assert condition.value == "key"  # usable at once
+        await conn.execute(_INSERT, _row(fresh))
+    assert condition.checked
+    if db.dialect == "postgresql":
+        assert len(round_trips) == 1, round_trips  # BEGIN, the assumption, INSERT, COMMIT
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is not None
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "immediate"])
+async def test_a_failed_assumption_commits_nothing(db: Database, deferrable: bool) -> None:
+    fresh = f"fresh-{uuid.uuid4().hex}"
+    condition = Precondition.assumed("gone")
+    with pytest.raises(AssumptionFailed):
+        async with db.write() as conn:
+            await conn.assume(_STILL_THERE, {"external_id": "no-such-org"}, condition)
+            await conn.execute(_INSERT if deferrable else _INSERT_NOW, _row(fresh))
+    assert not condition.decided
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is None
+
+
+async def test_a_constraint_failing_after_an_assumption_confirms_it(
+    db: Database, keyed: str
+) -> None:
+    """The assumption ran first: a later write's constraint error says it held."""
+    condition = Precondition.assumed("key")
+    with pytest.raises(IntegrityError):
+        async with db.write() as conn:
+            await conn.assume(_STILL_THERE, {"external_id": keyed}, condition)
+            await conn.execute(_INSERT, _row(keyed))  # external_id is unique
+    assert condition.checked
+
+
+async def test_a_failed_assumption_on_a_read_hands_back_nothing(db: Database, keyed: str) -> None:
+    handed: Any = None
+    async with db.read() as conn:
+        with pytest.raises(AssumptionFailed):
+            await conn.assume(
+                _STILL_THERE, {"external_id": "no-such-org"}, Precondition.assumed(None)
+            )
+            handed = await conn.execute(_BY_EXTERNAL_ID, {"external_id": keyed})
+        assert handed is None
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": keyed})).first() is not None

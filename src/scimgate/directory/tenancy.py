@@ -7,12 +7,13 @@ token is the only key to its data.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, func, literal, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from scimgate.directory.rules import parse_rules
@@ -96,11 +97,33 @@ _AUTHENTICATE = Prepared(
         directories.c.organization_id,
         directories.c.rules,
         organizations.c.external_id,
+        directories.c.updated_at.label("directory_updated_at"),
+        organizations.c.updated_at.label("organization_updated_at"),
     )
     .join(organizations, organizations.c.id == directories.c.organization_id)
     .where(directories.c.id == bindparam("directory_id"))
 )
 """Runs on every SCIM request: built once, and only the columns a request needs."""
+
+_STILL_OPENS = Prepared(
+    select(type_coerce(literal(1, Integer) // func.count(), Integer))
+    .select_from(
+        directories.join(organizations, organizations.c.id == directories.c.organization_id)
+    )
+    .where(
+        directories.c.id == bindparam("directory_id"),
+        directories.c.token_hash == bindparam("token_hash"),
+        directories.c.enabled.is_(True),
+        directories.c.organization_id == bindparam("organization_id"),
+        # Every change to a directory or an organization sets its updated_at: the rules
+        # and the external id remembered with these stamps are still current.
+        directories.c.updated_at == bindparam("directory_updated_at"),
+        organizations.c.updated_at == bindparam("organization_updated_at"),
+    )
+)
+"""1 while the remembered token, owner and rules still hold; else a division by zero
+(PostgreSQL: an error that aborts the transaction; SQLite: NULL)."""
+_REMEMBERED_MAX = 10_000
 
 
 class Tenancy:
@@ -109,6 +132,9 @@ class Tenancy:
     def __init__(self, db: Database, bus: EventBus | None = None) -> None:
         self.db = db
         self.bus = bus
+        # directory id → (token hash, the two updated_at stamps, access): what the last
+        # successful authentication found, for assume_access(); least recently used first.
+        self._remembered: OrderedDict[str, tuple[str, Any, Any, DirectoryAccess]] = OrderedDict()
 
     async def create_organization(self, name: str, external_id: str | None = None) -> Organization:
         if not name.strip():
@@ -326,18 +352,62 @@ class Tenancy:
         rows are used."""
 
         def check(rows: Rows) -> DirectoryAccess:
-            access = _access(directory_id, token, rows.first())
+            row = rows.first()
+            access = _access(directory_id, token, row)
             if access is None:
                 raise Unauthorized(f"the token does not open SCIM directory {directory_id!r}")
+            self._remember(row, access)
             return access
 
         return await conn.precede(_AUTHENTICATE, {"directory_id": directory_id}, check)
+
+    async def assume_access(
+        self, conn: Conn, directory_id: str, token: str
+    ) -> Precondition[DirectoryAccess] | None:
+        """The directory this token opened on an earlier request of this process, assumed
+        still to hold, with a statement that fails inside the transaction if it no longer
+        does (see :meth:`Conn.assume`): a write then needs no round trip of its own for
+        the authentication. None when nothing is remembered for this token; the caller
+        authenticates the ordinary way (:meth:`authenticate_first`)."""
+        found = self._remembered.get(directory_id)
+        if found is None or not token_matches(token, found[0]):
+            return None
+        self._remembered.move_to_end(directory_id)
+        token_hash, directory_updated_at, organization_updated_at, access = found
+        condition = Precondition.assumed(access)
+        await conn.assume(
+            _STILL_OPENS,
+            {
+                "directory_id": directory_id,
+                "token_hash": token_hash,
+                "organization_id": access.organization_id,
+                "directory_updated_at": directory_updated_at,
+                "organization_updated_at": organization_updated_at,
+            },
+            condition,
+        )
+        return condition
+
+    def forget(self, directory_id: str) -> None:
+        """Drop what :meth:`assume_access` remembers of a directory (its assumption failed)."""
+        self._remembered.pop(directory_id, None)
+
+    def _remember(self, row: Any, access: DirectoryAccess) -> None:
+        self._remembered[access.id] = (
+            row.token_hash,
+            row.directory_updated_at,
+            row.organization_updated_at,
+            access,
+        )
+        self._remembered.move_to_end(access.id)
+        if len(self._remembered) > _REMEMBERED_MAX:
+            self._remembered.popitem(last=False)
 
 
 def _access(directory_id: str, token: str, row: Any) -> DirectoryAccess | None:
     if row is None:
         raise NotFound(f"no SCIM directory with id {directory_id!r}; check the Tenant URL")
-    token_hash, enabled, organization_id, directory_rules, org_external_id = row
+    token_hash, enabled, organization_id, directory_rules, org_external_id = row[:5]
     if not token_matches(token, token_hash) or not enabled:
         return None
     return DirectoryAccess(directory_id, organization_id, org_external_id, directory_rules)

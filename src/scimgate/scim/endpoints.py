@@ -47,7 +47,7 @@ from scimgate.scim.render import (
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database
-from scimgate.store.precondition import Precondition
+from scimgate.store.precondition import AssumptionFailed, Precondition
 
 _UNKNOWN = object()
 """Marks a root-search filter that names an attribute the resource type lacks."""
@@ -77,9 +77,21 @@ class Caller:
     def decided(self) -> bool:
         return self._access.decided
 
+    @property
+    def assumed(self) -> bool:
+        """Whether the directory is an assumption not yet confirmed by the database."""
+        return self._access.known and not self._access.decided
+
     async def checked(self) -> DirectoryAccess:
         """The directory, once the authentication has passed (sent now if still waiting)."""
         if not self._access.decided:
+            await self._conn.resolve()
+        return self._access.value
+
+    async def known(self) -> DirectoryAccess:
+        """The directory: checked, or assumed from an earlier request (a write commits only
+        if the assumption holds), or checked now."""
+        if not self._access.known:
             await self._conn.resolve()
         return self._access.value
 
@@ -88,7 +100,7 @@ async def _enforce_rules(
     caller: Caller, doc: dict[str, Any], before: dict[str, Any] | None = None
 ) -> None:
     """The host app's acceptance rules (directory.rules); InvalidInput becomes a 400."""
-    directory = await caller.checked()
+    directory = await caller.known()
     if directory.rules:
         rules.check(rules.parse_rules(directory.rules), doc, before)
 
@@ -147,20 +159,34 @@ class ScimEndpoints:
         while a client sends)."""
         callers: list[Caller] = []
 
-        async def open_unit(conn: Conn) -> Unit:
-            caller = await self._caller(request, conn)
-            callers.append(caller)
-            return Unit(conn, caller.directory_id, lambda: caller.directory)
+        async def unit(*, assume: bool) -> Response:
+            async def open_unit(conn: Conn) -> Unit:
+                caller = await self._caller(request, conn, assume=assume)
+                callers.append(caller)
+                return Unit(conn, caller.directory_id, lambda: caller.directory)
 
-        async def checked_work(unit: Unit) -> Response:
-            caller = callers[-1]
-            response = await work(unit, caller)
-            await caller.checked()  # before COMMIT (the connection makes sure too)
+            response = await run_unit(self.db, self.bus, open_unit, lambda u: work(u, callers[-1]))
+            if not callers[-1].decided:  # the connection checks before COMMIT
+                raise RuntimeError("a write committed before its authentication was checked")
             return response
 
-        return await self._authenticated(
-            request, callers, lambda: run_unit(self.db, self.bus, open_unit, checked_work)
-        )
+        async def run() -> Response:
+            try:
+                return await unit(assume=True)
+            except AssumptionFailed:
+                # The token, the directory or its owner changed since this process last
+                # saw them: nothing was committed; authenticate the ordinary way.
+                self.tenancy.forget(request.path_params["directory_id"])
+                return await unit(assume=False)
+            except Exception:
+                if not (callers and callers[-1].assumed):
+                    raise
+                # Failed before the database confirmed the assumption: the error may come
+                # from what was assumed (the rules, say). Nothing was committed (a commit
+                # confirms it): answer as if nothing had been remembered.
+                return await unit(assume=False)
+
+        return await self._authenticated(request, callers, run)
 
     async def _authenticated(
         self, request: Request, callers: list[Caller], run: Callable[[], Awaitable[Response]]
@@ -180,9 +206,17 @@ class ScimEndpoints:
                     raise _unauthorized() from None
             raise
 
-    async def _caller(self, request: Request, conn: Conn) -> Caller:
+    async def _caller(self, request: Request, conn: Conn, *, assume: bool = False) -> Caller:
+        """The request's caller, authenticated on ``conn`` (with ``assume``: a write may
+        take the directory this token opened on an earlier request, confirmed by the
+        database before COMMIT; see :meth:`Tenancy.assume_access`)."""
         directory_id = request.path_params["directory_id"]
-        access = await self.tenancy.authenticate_first(conn, directory_id, _bearer(request))
+        token = _bearer(request)
+        access = None
+        if assume:
+            access = await self.tenancy.assume_access(conn, directory_id, token)
+        if access is None:
+            access = await self.tenancy.authenticate_first(conn, directory_id, token)
         return Caller(directory_id, self.settings.scim_base_url(directory_id), access, conn)
 
     async def authenticated_base(self, request: Request) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scimgate.store.precondition import Precondition
+from scimgate.store.precondition import AssumptionFailed, Precondition
 from scimgate.store.prepared import Prepared, Rows, translate
 
 OnError = Callable[[Exception], Exception | None]
@@ -30,6 +30,8 @@ _IDLE = TransactionStatus.IDLE
 # pipeline, where PostgreSQL parses each statement once per batch rather than once per row.
 _BATCH_MAX = 6
 _PIPELINE_OFF = PipelineStatus.OFF
+_DIVISION_BY_ZERO = "22012"  # how an assumption's statement says it no longer holds
+_INTEGRITY = "23"  # integrity constraint violations: only writes raise them
 T = TypeVar("T")
 
 
@@ -52,6 +54,17 @@ class Conn(Protocol):
         later statement's rows are used or any write is sent (see
         :mod:`scimgate.store.precondition`). If ``check`` raises, so does the statement
         that carried it. SQLite runs it at once; PostgreSQL sends it with the next read."""
+        ...
+
+    async def assume(
+        self, statement: Prepared, parameters: Any, condition: Precondition[Any]
+    ) -> None:
+        """Send ``statement`` ahead of whatever is sent next, a write or ``COMMIT``
+        included, and confirm the assumed ``condition`` when it succeeds. The statement
+        must fail (on PostgreSQL with ``division_by_zero``; on SQLite, where it runs at
+        once, by answering anything but 1) when the assumption no longer holds: the unit
+        then raises :class:`~scimgate.store.precondition.AssumptionFailed` and nothing it
+        did is committed."""
         ...
 
     async def resolve(self) -> None:
@@ -122,6 +135,13 @@ class InlineConnection:
         condition.settle(await self.execute(statement, parameters))
         return condition
 
+    async def assume(
+        self, statement: Prepared, parameters: Any, condition: Precondition[Any]
+    ) -> None:
+        if (await self.execute(statement, parameters)).scalar() != 1:
+            raise AssumptionFailed("the assumed precondition no longer holds")
+        condition.confirm()
+
     async def resolve(self) -> None:
         return None
 
@@ -166,7 +186,9 @@ class PostgresConnection:
         self._in_transaction = False
         self._begin_pending = False
         self._deferred: list[tuple[Any, list[Any], OnError | None]] = []
+        self._confirming: list[Precondition[Any]] = []
         self._preceding: list[tuple[Any, Any, Precondition[Any]]] = []
+        self._assumed: list[tuple[Any, Any, Precondition[Any]]] = []
 
     @property
     def dialect(self) -> Any:
@@ -182,8 +204,9 @@ class PostgresConnection:
         self._in_transaction = self._begin_pending = True
 
     async def commit(self) -> None:
-        await self.resolve()  # never COMMIT in the message of an unchecked precondition
-        if self._begin_pending and not self._deferred:
+        if self._preceding:
+            await self.resolve()  # never COMMIT in the message of an unchecked precondition
+        if self._begin_pending and not (self._deferred or self._assumed):
             self._reset()  # nothing was run: nothing to commit
             return
         await self._send("COMMIT")
@@ -209,6 +232,7 @@ class PostgresConnection:
         if self._in_transaction:
             return False
         self._preceding.clear()  # a read unit that ended early: nothing was sent
+        self._assumed.clear()
         if self._conn.in_transaction():
             await self._conn.rollback()
         return True
@@ -217,13 +241,19 @@ class PostgresConnection:
         self._in_transaction = self._begin_pending = False
         self._deferred.clear()
         self._preceding.clear()
+        self._assumed.clear()
 
     def _pending(self, *, deferred: bool = True) -> tuple[list[str], list[tuple[int, Any, Any]]]:
         """What waits to be sent before the next statement, as SQL text (``BEGIN``, the
-        preconditions, the deferred statements), and where each precondition's result
-        will be: ``(index, compiled, precondition)``."""
+        assumptions, the preconditions, the deferred statements), and where each
+        precondition's result will be: ``(index, compiled, precondition)``. The assumed
+        conditions move to ``self._confirming``."""
         parts = ["BEGIN"] if self._begin_pending else []
         mogrify = self._batch.mogrify
+        for compiled, args, condition in self._assumed:
+            parts.append(mogrify(compiled.sql, args))
+            self._confirming.append(condition)
+        self._assumed.clear()
         checks = []
         for compiled, args, condition in self._preceding:
             checks.append((len(parts), compiled, condition))
@@ -243,6 +273,7 @@ class PostgresConnection:
     def _pending_count(self) -> int:
         return (
             self._begin_pending
+            + len(self._assumed)
             + len(self._preceding)
             + sum(1 if c.values is not None else len(a) for c, a, _ in self._deferred)
         )
@@ -266,6 +297,10 @@ class PostgresConnection:
         if self._begin_pending:
             self._begin_pending = False
             await driver.execute(b"BEGIN")
+        for compiled, args, condition in self._assumed:
+            await driver.cursor().execute(compiled.sql, args)
+            self._confirming.append(condition)
+        self._assumed.clear()
         for compiled, args, _ in self._deferred:
             await driver.cursor().executemany(compiled.sql, args)
         self._deferred.clear()
@@ -279,6 +314,24 @@ class PostgresConnection:
         one simple-query message, parameters bound client-side by psycopg (its async
         pipeline polls a writable socket until the answer arrives, ~100 µs of CPU per
         use); longer batches in a pipeline. Returns the cursor, on the last result."""
+        self._confirming = []
+        try:
+            cursor = await self._send_pending(driver, tail)
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            state = getattr(exc, "sqlstate", None) or ""
+            if self._confirming and state == _DIVISION_BY_ZERO:
+                raise AssumptionFailed("an assumed precondition no longer holds") from exc
+            if state.startswith(_INTEGRITY):
+                # A constraint of a later write failed: the assumptions, sent first and
+                # unable to break a constraint, held (a duplicate userName stays a 409).
+                for condition in self._confirming:
+                    condition.confirm()
+            raise
+        for condition in self._confirming:
+            condition.confirm()
+        return cursor
+
+    async def _send_pending(self, driver: Any, tail: list[tuple[str, Any]]) -> Any:
         count = self._pending_count() + sum(
             len(args) if isinstance(args, list) else 1 for _, args in tail
         )
@@ -289,7 +342,7 @@ class PostgresConnection:
                 for sql, args in tail:
                     await self._run(cursor, sql, args)
             return cursor
-        if not (self._begin_pending or self._deferred or self._preceding):
+        if not (self._begin_pending or self._deferred or self._preceding or self._assumed):
             cursor = driver.cursor()
             for sql, args in tail:
                 await self._run(cursor, sql, args)
@@ -315,18 +368,29 @@ class PostgresConnection:
         return condition
 
     async def resolve(self) -> None:
-        """Send the preconditions (with a pending ``BEGIN``) on their own and check them;
-        deferred statements keep waiting."""
-        if not self._preceding:
+        """Send the preconditions and assumptions (with a pending ``BEGIN``) on their own
+        and check them; deferred statements keep waiting."""
+        if not (self._preceding or self._assumed):
             return
         await self._raw()
+        self._confirming = []
         parts, checks = self._pending(deferred=False)
         cursor = self._batch
         try:
             await cursor.execute(";".join(parts))
         except self._conn.dialect.loaded_dbapi.Error as exc:
+            if self._confirming and getattr(exc, "sqlstate", None) == _DIVISION_BY_ZERO:
+                raise AssumptionFailed("an assumed precondition no longer holds") from exc
             raise self._error(parts[-1], exc) from exc
         await self._settle(cursor, checks)
+        for condition in self._confirming:
+            condition.confirm()
+
+    async def assume(
+        self, statement: Prepared, parameters: Any, condition: Precondition[Any]
+    ) -> None:
+        compiled = statement.compiled(self._conn.dialect)
+        self._assumed.append((compiled, statement.arguments(compiled, parameters), condition))
 
     async def _send(self, sql: str) -> None:
         """One SQL command, after whatever is pending, in one round trip."""
