@@ -57,7 +57,8 @@ class Caller:
     """A request's directory and that directory's base URL, with the authentication
     that opened it. On PostgreSQL the authentication rides with the request's first read
     (see :mod:`scimgate.store.precondition`): ``directory`` is usable once that read ran,
-    or after ``await checked()``."""
+    or after ``await checked()``. A write may instead assume the directory the token
+    opened on an earlier request, which the database confirms before COMMIT."""
 
     __slots__ = ("_access", "_conn", "directory_id", "scim_base")
 

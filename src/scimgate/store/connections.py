@@ -165,8 +165,7 @@ class PostgresConnection:
     or UPDATE, a group's version bump), waits to ride with the next statement or with
     ``COMMIT``. A few statements go as one simple-query message (psycopg's async pipeline
     polls a writable socket until the answer comes, ~100 µs of CPU each time); longer
-    batches in a pipeline. A write such as ``POST /Users`` is then two round trips
-    instead of five.
+    batches in a pipeline.
     An error in a deferred statement surfaces at that next statement or at ``COMMIT``,
     still inside the transaction, mapped by the ``on_error`` its caller gave. A batch
     INSERT in such a message is one multi-row statement.
@@ -174,7 +173,10 @@ class PostgresConnection:
     A precondition (:meth:`precede`: the authentication) waits for the next read and goes
     in front of it in the same message; its check runs on its rows before the read's
     rows are returned. A write, a SQLAlchemy statement or ``COMMIT`` sends it on its own
-    first (:meth:`resolve`).
+    first (:meth:`resolve`). An assumption (:meth:`assume`: the directory a token opened on
+    an earlier request) is checked by the database itself, so it goes in front of
+    whatever is sent next, ``COMMIT`` included: a write such as ``POST /Users`` is then
+    one round trip.
     """
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -318,18 +320,25 @@ class PostgresConnection:
         try:
             cursor = await self._send_pending(driver, tail)
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            state = getattr(exc, "sqlstate", None) or ""
-            if self._confirming and state == _DIVISION_BY_ZERO:
-                raise AssumptionFailed("an assumed precondition no longer holds") from exc
-            if state.startswith(_INTEGRITY):
-                # A constraint of a later write failed: the assumptions, sent first and
-                # unable to break a constraint, held (a duplicate userName stays a 409).
-                for condition in self._confirming:
-                    condition.confirm()
+            if (failed := self._assumption_failed(exc)) is not None:
+                raise failed from exc
             raise
         for condition in self._confirming:
             condition.confirm()
         return cursor
+
+    def _assumption_failed(self, exc: Exception) -> AssumptionFailed | None:
+        """The error of a message that carried assumptions, as far as they are concerned:
+        AssumptionFailed when one of them failed; None otherwise (confirming them when
+        a later write broke a constraint: they were sent first and cannot break one, so
+        they held, and a duplicate userName stays a 409)."""
+        state = getattr(exc, "sqlstate", None) or ""
+        if self._confirming and state == _DIVISION_BY_ZERO:
+            return AssumptionFailed("an assumed precondition no longer holds")
+        if state.startswith(_INTEGRITY):
+            for condition in self._confirming:
+                condition.confirm()
+        return None
 
     async def _send_pending(self, driver: Any, tail: list[tuple[str, Any]]) -> Any:
         count = self._pending_count() + sum(
@@ -379,9 +388,7 @@ class PostgresConnection:
         try:
             await cursor.execute(";".join(parts))
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            if self._confirming and getattr(exc, "sqlstate", None) == _DIVISION_BY_ZERO:
-                raise AssumptionFailed("an assumed precondition no longer holds") from exc
-            raise self._error(parts[-1], exc) from exc
+            raise (self._assumption_failed(exc) or self._error(parts[-1], exc)) from exc
         await self._settle(cursor, checks)
         for condition in self._confirming:
             condition.confirm()
