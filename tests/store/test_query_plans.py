@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from scimgate.directory.groups import _GROUPS_IN, _USERS_IN
+from scimgate.directory.groups import _GROUPS_ANY, _GROUPS_IN, _USERS_ANY, _USERS_IN
+from scimgate.store.engine import sync_url
 from scimgate.store.migrate import upgrade
+from scimgate.store.prepared import Prepared
+from tests.conftest import fresh_database
 
 
 def _plan(conn: sqlite3.Connection, statement: Any, ids: int) -> str:
@@ -31,3 +35,29 @@ def test_member_lookup_probes_the_primary_key(tmp_path: Path, statement: Any) ->
         plan = _plan(conn, statement, 10)
     assert "autoindex" in plan and "(id=?)" in plan, plan
     assert "ix_users_directory" not in plan and "ix_groups_directory" not in plan, plan
+
+
+@pytest.mark.parametrize("statement", [_USERS_ANY, _GROUPS_ANY], ids=["users", "groups"])
+def test_member_lookup_on_postgresql_can_probe_the_primary_key(
+    tmp_path: Path, statement: Prepared
+) -> None:
+    """``id = ANY(:ids)`` must stay indexable (no cast on the column): with sequential
+    scans priced out, the plan probes the primary key."""
+    from sqlalchemy.dialects import postgresql
+
+    database = fresh_database("postgresql", tmp_path)
+    url = next(database)
+    compiled = statement.compiled(postgresql.psycopg.dialect())
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            rows = conn.exec_driver_sql(
+                "EXPLAIN " + compiled.sql, {"group_id": "g", "ids": ["a", "b", "c"]}
+            )
+            plan = "\n".join(row[0] for row in rows)
+    finally:
+        engine.dispose()
+        database.close()  # drops the database
+    table = "users" if statement is _USERS_ANY else "groups"
+    assert f"pk_{table}" in plan and f"Seq Scan on {table}" not in plan, plan
