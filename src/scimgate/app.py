@@ -23,6 +23,7 @@ from scimgate.directory.tenancy import Tenancy
 from scimgate.events.bus import EventBus, Listener
 from scimgate.events.webhooks import Webhooks
 from scimgate.events.worker import WebhookWorker
+from scimgate.logs import configure_server_logging
 from scimgate.middleware import AccessLog, NormalizePath
 from scimgate.scim.app import SCIM_MOUNT, ScimApp, scim_app
 from scimgate.settings import Settings
@@ -61,7 +62,9 @@ class ScimgateApp(Starlette):
 def create_worker_app() -> Starlette:
     """The app of one ``scimgate serve --workers N`` process (uvicorn's factory): settings
     from the environment, and no migration (the command brought the schema to head
-    before it started the workers)."""
+    before it started the workers). Logging as ``serve`` sets it up (uvicorn's own
+    configuration covers only its loggers: the access log would be lost)."""
+    configure_server_logging()
     return create_app(migrate=False)
 
 

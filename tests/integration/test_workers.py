@@ -5,6 +5,8 @@ app)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,3 +103,23 @@ def test_concurrent_writes_through_both_workers_stay_correct(two_workers: LiveSe
     members = directory.client.get(directory.url(f"/Groups/{group['id']}")).json()["members"]
     assert sorted(m["value"] for m in members) == sorted(created)
     assert search(directory, "/Users")["totalResults"] == 21
+
+
+def test_workers_write_the_access_log(two_workers: LiveServer) -> None:
+    """Workers configure logging as serve does (uvicorn's configuration covers only its
+    own loggers): one JSON line per request, whichever worker served it."""
+    directory = two_workers.new_directory()
+    for _ in range(6):
+        assert directory.client.get(directory.url("/Users")).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [
+            json.loads(line)
+            for line in two_workers.log().splitlines()
+            if line.startswith("{") and directory.id in line
+        ]
+        if len(lines) >= 6:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 6, lines
+    assert {line["status"] for line in lines} == {200}

@@ -15,6 +15,7 @@ from typing import Any
 
 from scimgate.directory.tenancy import PROVIDERS, Tenancy
 from scimgate.errors import DomainError, InvalidInput
+from scimgate.logs import configure_server_logging
 from scimgate.settings import DEFAULT_PUBLIC_URL, Settings
 from scimgate.store.engine import Database, sync_url
 from scimgate.store.migrate import upgrade
@@ -286,14 +287,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             access_log=False,
             log_level="info",
+            log_config=None,  # its messages go through our handler (scimgate.logs)
         )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "serve":
+        configure_server_logging()  # buffered: the access log writes a line per request
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = _settings(args)
         upgrade(settings.database_url)
