@@ -80,8 +80,8 @@ async def insert(unit: Unit, doc: dict[str, Any]) -> ResourceRecord:
 class _GroupsJson(ColumnElement[Any]):
     """A user's groups as a JSON array of ``[id, displayName]``, as a correlated subquery
     of a ``users`` row: one user read with its groups is one statement (on PostgreSQL one
-    round trip, not two). Ordered by displayName like :func:`groups_of` (SQLite's in
-    :func:`_groups`, where code point order is its BINARY collation's)."""
+    round trip, not two). Ordered by displayName in the database, in its collation, as
+    :func:`groups_of` orders them."""
 
     inherit_cache = True
     type = JSON()
@@ -104,12 +104,19 @@ _GROUPS_JSON_PG = (
     .where(group_members.c.user_id == users.c.id)
     .scalar_subquery()
 )
-_GROUPS_JSON_SQLITE = (
-    select(func.json_group_array(func.json_array(groups.c.id, groups.c.display_name)))
+# SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered subquery
+# (which its query flattener leaves alone under an aggregate).
+_ORDERED_SQLITE = (
+    select(groups.c.id, groups.c.display_name)
     .select_from(_MEMBERSHIPS)
     .where(group_members.c.user_id == users.c.id)
-    .scalar_subquery()
+    .order_by(groups.c.display_name)
+    .correlate(users)
+    .subquery("memberships")
 )
+_GROUPS_JSON_SQLITE = select(
+    func.json_group_array(func.json_array(_ORDERED_SQLITE.c.id, _ORDERED_SQLITE.c.display_name))
+).scalar_subquery()
 
 
 @compiles(_GroupsJson)
@@ -128,9 +135,9 @@ GROUPS_COLUMN = _GroupsJson().label("groups")
 
 def with_groups(row: Any) -> ResourceRecord:
     """A record from a row that carries :data:`GROUPS_COLUMN`."""
-    pairs = [(group_id, name) for group_id, name in row.groups]
-    pairs.sort(key=lambda pair: pair[1])  # already sorted on PostgreSQL: a cheap no-op
-    return dataclasses.replace(_record(row), groups=pairs)
+    return dataclasses.replace(
+        _record(row), groups=[(group_id, name) for group_id, name in row.groups]
+    )
 
 
 # Hot statements are built once: SQLAlchemy then skips construction and cache-key
