@@ -111,13 +111,15 @@ async def search(
 
     The total rides along with the page (``count(*) OVER ()``), so a list request is one
     query; only a page past the end needs a separate count. ``extra``: a column added to
-    a one-column match (read by ``to_record``).
+    a one-column match, its rows read by ``to_record`` (other searches go without it:
+    their records come from :func:`record_from_row`).
     """
     params: dict[str, Any] = {"directory_id": directory_id, "offset": offset, "limit": limit}
     if isinstance(where, ColumnMatch) and not order_by:
         statements = _match_statements(table, where.column, extra)
         params["value"] = where.value
     else:
+        to_record = record_from_row
         if isinstance(where, ColumnMatch):
             where = table.c[where.column] == where.value
         statements = _search_statements(table, [] if where is None else [where], order_by)

@@ -258,19 +258,17 @@ async def search(
 ) -> Page:
     """One page of users matching ``where``; ``limit=0`` counts only. With ``groups``, a
     match on one column (the match before a create) reads each user's groups with it."""
-    if groups and isinstance(where, records.ColumnMatch) and not order_by:
-        return await records.search(
-            conn,
-            users,
-            directory_id,
-            where,
-            order_by,
-            offset,
-            limit,
-            extra=GROUPS_COLUMN,
-            to_record=with_groups,
-        )
-    return await records.search(conn, users, directory_id, where, order_by, offset, limit)
+    return await records.search(
+        conn,
+        users,
+        directory_id,
+        where,
+        order_by,
+        offset,
+        limit,
+        extra=GROUPS_COLUMN if groups else None,
+        to_record=with_groups if groups else _record,
+    )
 
 
 async def groups_of(conn: Conn, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
