@@ -245,7 +245,7 @@ class PostgresConnection:
         self._preceding.clear()
         self._assumed.clear()
 
-    def _pending(self, *, deferred: bool = True) -> tuple[list[str], list[tuple[int, Any, Any]]]:
+    def _pending(self) -> tuple[list[str], list[tuple[int, Any, Any]]]:
         """What waits to be sent before the next statement, as SQL text (``BEGIN``, the
         assumptions, the preconditions, the deferred statements), and where each
         precondition's result will be: ``(index, compiled, precondition)``. The assumed
@@ -260,14 +260,13 @@ class PostgresConnection:
         for compiled, args, condition in self._preceding:
             checks.append((len(parts), compiled, condition))
             parts.append(mogrify(compiled.sql, args))
-        if deferred:
-            for compiled, args, _ in self._deferred:
-                if compiled.values is not None and len(args) > 1:
-                    head, row = compiled.values  # a batch: one multi-row INSERT
-                    parts.append(head + ", ".join(mogrify(row, one) for one in args))
-                else:
-                    parts.extend(mogrify(compiled.sql, one) for one in args)
-            self._deferred.clear()
+        for compiled, args, _ in self._deferred:
+            if compiled.values is not None and len(args) > 1:
+                head, row = compiled.values  # a batch: one multi-row INSERT
+                parts.append(head + ", ".join(mogrify(row, one) for one in args))
+            else:
+                parts.extend(mogrify(compiled.sql, one) for one in args)
+        self._deferred.clear()
         self._begin_pending = False
         self._preceding.clear()
         return parts, checks
@@ -377,21 +376,22 @@ class PostgresConnection:
         return condition
 
     async def resolve(self) -> None:
-        """Send the preconditions and assumptions (with a pending ``BEGIN``) on their own
-        and check them; deferred statements keep waiting."""
-        if not (self._preceding or self._assumed):
+        """Send the preconditions and assumptions now (with whatever else is pending) and
+        check them."""
+        if self._preceding or self._assumed:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Everything pending (``BEGIN``, assumptions, preconditions, deferred statements)
+        in one round trip, with no statement of its own."""
+        if not (self._begin_pending or self._deferred or self._preceding or self._assumed):
             return
-        await self._raw()
-        self._confirming = []
-        parts, checks = self._pending(deferred=False)
-        cursor = self._batch
+        driver = await self._raw()
+        handlers = self._handlers()
         try:
-            await cursor.execute(";".join(parts))
+            await self._round_trip(driver, [])
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            raise (self._assumption_failed(exc) or self._error(parts[-1], exc)) from exc
-        await self._settle(cursor, checks)
-        for condition in self._confirming:
-            condition.confirm()
+            raise _mapped(self._error("BEGIN", exc), handlers) from exc
 
     async def assume(
         self, statement: Prepared, parameters: Any, condition: Precondition[Any]
@@ -413,13 +413,7 @@ class PostgresConnection:
     ) -> Any:
         driver = await self._raw()
         if not isinstance(statement, Prepared):
-            await self.resolve()
-            handlers = self._handlers()
-            if self._begin_pending or self._deferred:
-                try:
-                    await self._round_trip(driver, [])
-                except self._conn.dialect.loaded_dbapi.Error as exc:
-                    raise _mapped(self._error("BEGIN", exc), handlers) from exc
+            await self._flush()
             return await self._conn.execute(statement, parameters)
         dialect = self._conn.dialect
         compiled = statement.compiled(dialect)
