@@ -261,6 +261,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["SCIMGATE_GC_FREEZE"] = str(settings.gc_freeze).lower()
         sys.stdout.flush()
         sys.stderr.flush()
+        logging.shutdown()  # writes out the buffered log: exec runs no exit handlers
         os.execv(
             sys.executable,
             [
