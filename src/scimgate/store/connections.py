@@ -7,7 +7,7 @@ Database` lends them to units of work (see :mod:`scimgate.store.held`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from psycopg import AsyncClientCursor
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scimgate.store.literals import Literals
 from scimgate.store.precondition import AssumptionFailed, Precondition
 from scimgate.store.prepared import Prepared, Rows, translate
 
@@ -185,6 +186,7 @@ class PostgresConnection:
         self.sqlalchemy = conn
         self._driver: Any = None
         self._batch: Any = None
+        self._literals: Any = None
         self._in_transaction = False
         self._begin_pending = False
         self._deferred: list[tuple[Any, list[Any], OnError | None]] = []
@@ -200,6 +202,7 @@ class PostgresConnection:
         if self._driver is None:
             self._driver = (await self._conn.get_raw_connection()).driver_connection
             self._batch = AsyncClientCursor(self._driver)
+            self._literals = Literals(self._driver)
         return self._driver
 
     async def begin(self) -> None:
@@ -251,25 +254,32 @@ class PostgresConnection:
         precondition's result will be: ``(index, compiled, precondition)``. The assumed
         conditions move to ``self._confirming``."""
         parts = ["BEGIN"] if self._begin_pending else []
-        mogrify = self._batch.mogrify
+        bind = self._bind
         for compiled, args, condition in self._assumed:
-            parts.append(mogrify(compiled.sql, args))
+            parts.append(bind(compiled.sql, args))
             self._confirming.append(condition)
         self._assumed.clear()
         checks = []
         for compiled, args, condition in self._preceding:
             checks.append((len(parts), compiled, condition))
-            parts.append(mogrify(compiled.sql, args))
+            parts.append(bind(compiled.sql, args))
         for compiled, args, _ in self._deferred:
             if compiled.values is not None and len(args) > 1:
                 head, row = compiled.values  # a batch: one multi-row INSERT
-                parts.append(head + ", ".join(mogrify(row, one) for one in args))
+                parts.append(head + ", ".join(bind(row, one) for one in args))
             else:
-                parts.extend(mogrify(compiled.sql, one) for one in args)
+                parts.extend(bind(compiled.sql, one) for one in args)
         self._deferred.clear()
         self._begin_pending = False
         self._preceding.clear()
         return parts, checks
+
+    def _bind(self, sql: str, args: Any) -> str:
+        """``sql`` with ``args`` written in as literals (a simple-query message carries
+        no parameters)."""
+        if isinstance(args, Mapping):
+            return str(self._literals.bind(sql, args))
+        return str(self._batch.mogrify(sql, args))
 
     def _pending_count(self) -> int:
         return (
@@ -356,10 +366,10 @@ class PostgresConnection:
                 await self._run(cursor, sql, args)
             return cursor
         parts, checks = self._pending()
-        mogrify = self._batch.mogrify
+        bind = self._bind
         for sql, args in tail:
             rows = [None] if args is None else args if isinstance(args, list) else [args]
-            parts.extend(sql if one is None else mogrify(sql, one) for one in rows)
+            parts.extend(sql if one is None else bind(sql, one) for one in rows)
         cursor = self._batch
         await cursor.execute(";".join(parts))
         await self._settle(cursor, checks)
