@@ -230,6 +230,17 @@ async def _first_run(settings: Settings, tenancy: Tenancy, demo: bool) -> None:
     print(f"\nServing on {settings.base_url} (health: {settings.base_url}/healthz)\n", flush=True)
 
 
+_HTTP_PROTOCOL = "scimgate.http_protocol:OneWriteHttpToolsProtocol"
+_SUPERVISOR = (
+    "import sys, uvicorn; "
+    "uvicorn.run('scimgate.app:create_worker_app', factory=True, host=sys.argv[1], "
+    "port=int(sys.argv[2]), workers=int(sys.argv[3]), "
+    f"http={_HTTP_PROTOCOL!r}, access_log=False, log_level='info')"
+)
+"""``serve --workers N`` becomes this: uvicorn's supervisor, importing uvicorn alone
+(``python -m uvicorn`` would do, but its ``--http`` takes no protocol class of ours)."""
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -264,28 +275,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         logging.shutdown()  # writes out the buffered log: exec runs no exit handlers
         os.execv(
             sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "scimgate.app:create_worker_app",
-                "--factory",
-                "--host",
-                args.host,
-                "--port",
-                str(args.port),
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-                "--log-level",
-                "info",
-            ],
+            [sys.executable, "-c", _SUPERVISOR, args.host, str(args.port), str(args.workers)],
         )
     else:
         uvicorn.run(
             create_app(settings, migrate=False),
             host=args.host,
             port=args.port,
+            http=_HTTP_PROTOCOL,
             access_log=False,
             log_level="info",
             log_config=None,  # its messages go through our handler (scimgate.logs)
