@@ -83,7 +83,10 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     db = Database(
-        settings.database_url, pool_size=settings.db_pool_size, background_checkpoints=True
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        background_checkpoints=True,
+        prepared_statements=settings.pg_prepared_statements,
     )
     bus = EventBus()
     if on_event is not None:

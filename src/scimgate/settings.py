@@ -56,6 +56,13 @@ class Settings:
     requests a process serves at once: overflow connections are opened and closed per
     use, and opening a PostgreSQL connection costs far more than a query."""
 
+    pg_prepared_statements: bool = True
+    """PostgreSQL: run the hot statements as server-side prepared statements (PostgreSQL
+    then plans each once per connection, not once per execution). Turn it off behind
+    PgBouncer (or another pooler) in transaction or statement mode, which shares server
+    sessions between clients; left on there, a process turns it off itself at the first
+    error, with a warning."""
+
     webhook_allow_private: bool = False
     """Allow webhook URLs on loopback/private/link-local addresses (off: SSRF guard)."""
 
@@ -85,6 +92,7 @@ class Settings:
             max_page_size=_env_int("SCIMGATE_MAX_PAGE_SIZE", cls.max_page_size),
             default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
             db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", cls.db_pool_size),
+            pg_prepared_statements=_env_bool("SCIMGATE_PG_PREPARED_STATEMENTS", True),
             webhook_allow_private=_env_bool("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", False),
             event_retention_days=_env_int(
                 "SCIMGATE_EVENT_RETENTION_DAYS", cls.event_retention_days

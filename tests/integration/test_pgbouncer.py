@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,21 @@ def pgbouncer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgBouncer]:
         _running_pgbouncer(binary, direct_url, tmp) as pooler,
     ):
         yield pooler
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_prepared_statements() -> Iterator[None]:
+    """As docs/deployment.md says for transaction mode: every process of this module (the
+    servers, the worker, the in-process CLI) runs without server-side prepared
+    statements, except where a test says otherwise."""
+    name = "SCIMGATE_PG_PREPARED_STATEMENTS"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    yield
+    if before is None:
+        del os.environ[name]
+    else:
+        os.environ[name] = before
 
 
 @pytest.fixture(scope="module")
@@ -448,3 +464,30 @@ def test_nothing_went_wrong_in_the_logs(
         if " ERROR " in line or " WARNING " in line or " FATAL " in line
     ]
     assert errors == [], "\n".join(errors)
+
+
+def test_prepared_statements_left_on_turn_themselves_off(
+    pgbouncer: PgBouncer, tmp_path: Path
+) -> None:
+    """A server started without the setting behind transaction pooling: its first
+    statement missing (or already there) on a shared server session turns preparing off
+    for the process with a warning that names the setting, the failed read or write is
+    run again, and every request of a concurrent burst succeeds."""
+    env = {"SCIMGATE_PG_PREPARED_STATEMENTS": "true", "SCIMGATE_WEBHOOK_WORKER": "false"}
+    with contextmanager(start_server)(pgbouncer.url, tmp_path, env) as server:
+        directory = server.new_directory()
+
+        def provision(n: int) -> list[int]:
+            name = f"pooled.{n}.{uuid.uuid4().hex[:8]}@contoso.com"
+            found = directory.client.get(
+                directory.url("/Users"), params={"filter": f'userName eq "{name}"'}
+            )
+            created = directory.client.post(directory.url("/Users"), json=user_body(userName=name))
+            got = directory.client.get(directory.url(f"/Users/{created.json().get('id')}"))
+            return [found.status_code, created.status_code, got.status_code]
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(provision, range(48)))
+        assert statuses == [[200, 201, 200]] * 48, server.log()
+        assert "SCIMGATE_PG_PREPARED_STATEMENTS=false" in server.log()
+        assert "Traceback" not in server.log()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -20,14 +19,10 @@ from scimgate.store.precondition import AssumptionFailed, Precondition, Precondi
 from scimgate.store.prepared import Prepared, Rows
 from scimgate.store.tables import organizations
 
-_INSERT = Prepared(
-    organizations.insert(),
-    column_keys=("id", "name", "external_id", "created_at", "updated_at"),
-    deferrable=True,
-)
-_INSERT_NOW = Prepared(
-    organizations.insert(), column_keys=("id", "name", "external_id", "created_at", "updated_at")
-)
+from .organization_rows import COLUMNS, DEFERRED_INSERT, org_row
+
+_INSERT = DEFERRED_INSERT
+_INSERT_NOW = Prepared(organizations.insert(), column_keys=COLUMNS)
 _BY_EXTERNAL_ID = Prepared(
     select(organizations.c.id, organizations.c.name).where(
         organizations.c.external_id == bindparam("external_id")
@@ -37,17 +32,6 @@ _BY_EXTERNAL_ID = Prepared(
 
 class Refused(Exception):
     pass
-
-
-def _row(external_id: str, name: str = "n") -> dict[str, object]:
-    now = datetime(2026, 11, 26, tzinfo=UTC)
-    return {
-        "id": uuid.uuid4().hex,
-        "name": name,
-        "external_id": external_id,
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 def _name_is(expected: str) -> Any:
@@ -74,13 +58,14 @@ async def keyed(db: Database) -> str:
     """The external id of a stored organization named "key"."""
     external_id = f"key-{uuid.uuid4().hex}"
     async with db.write() as conn:
-        await conn.execute(_INSERT_NOW, _row(external_id, "key"))
+        await conn.execute(_INSERT_NOW, org_row(external_id, "key"))
     return external_id
 
 
 @pytest.fixture()
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The SQL of every message psycopg's async cursors send (one round trip each)."""
+    """The SQL of every message psycopg's async cursors send (one round trip each), but
+    a connection's one-time ``PREPARE`` of a statement (see ``store/literals.py``)."""
     sent: list[str] = []
     for cls in (psycopg.AsyncCursor, psycopg.AsyncClientCursor):
         if "execute" not in vars(cls):
@@ -88,7 +73,8 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         original = cls.execute
 
         async def execute(self: Any, query: Any, *args: Any, _o: Any = original, **kw: Any) -> Any:
-            sent.append(str(query))
+            if not str(query).startswith("PREPARE "):
+                sent.append(str(query))
             return await _o(self, query, *args, **kw)
 
         monkeypatch.setattr(cls, "execute", execute)
@@ -100,7 +86,7 @@ async def test_a_passing_check_hands_back_the_read_it_rode_with(
 ) -> None:
     other = f"other-{uuid.uuid4().hex}"
     async with db.write() as conn:
-        await conn.execute(_INSERT_NOW, _row(other, "other"))
+        await conn.execute(_INSERT_NOW, org_row(other, "other"))
     round_trips.clear()
     async with db.read() as conn:
         condition = await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("key"))
@@ -143,7 +129,7 @@ async def test_no_write_is_sent_while_a_check_is_open(
     with pytest.raises(Refused):
         async with db.write() as conn:
             await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("nobody"))
-            await conn.execute(_INSERT if deferrable else _INSERT_NOW, _row(fresh))
+            await conn.execute(_INSERT if deferrable else _INSERT_NOW, org_row(fresh))
     async with db.read() as conn:
         assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is None
 
@@ -155,7 +141,7 @@ async def test_a_write_on_a_read_connection_waits_for_the_check(db: Database, ke
     with pytest.raises(Refused):
         async with db.read() as conn:
             await conn.precede(_BY_EXTERNAL_ID, {"external_id": keyed}, _name_is("nobody"))
-            await conn.execute(_INSERT_NOW, _row(fresh))
+            await conn.execute(_INSERT_NOW, org_row(fresh))
     async with db.read() as conn:
         assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is None
 
@@ -212,7 +198,7 @@ async def test_a_holding_assumption_rides_with_the_commit(
     async with db.write() as conn:
         await conn.assume(_STILL_THERE, {"external_id": keyed}, condition)
         assert condition.value == "key"  # usable at once
-        await conn.execute(_INSERT, _row(fresh))
+        await conn.execute(_INSERT, org_row(fresh))
     assert condition.checked
     if db.dialect == "postgresql":
         assert len(round_trips) == 1, round_trips  # BEGIN, the assumption, INSERT, COMMIT
@@ -227,7 +213,7 @@ async def test_a_failed_assumption_commits_nothing(db: Database, deferrable: boo
     with pytest.raises(AssumptionFailed):
         async with db.write() as conn:
             await conn.assume(_STILL_THERE, {"external_id": "no-such-org"}, condition)
-            await conn.execute(_INSERT if deferrable else _INSERT_NOW, _row(fresh))
+            await conn.execute(_INSERT if deferrable else _INSERT_NOW, org_row(fresh))
     assert not condition.decided
     async with db.read() as conn:
         assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": fresh})).first() is None
@@ -241,7 +227,7 @@ async def test_a_constraint_failing_after_an_assumption_confirms_it(
     with pytest.raises(IntegrityError):
         async with db.write() as conn:
             await conn.assume(_STILL_THERE, {"external_id": keyed}, condition)
-            await conn.execute(_INSERT, _row(keyed))  # external_id is unique
+            await conn.execute(_INSERT, org_row(keyed))  # external_id is unique
     assert condition.checked
 
 

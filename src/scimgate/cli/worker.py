@@ -42,7 +42,11 @@ def add_parser(subparsers: Any, common_parent: argparse.ArgumentParser) -> argpa
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the worker until SIGTERM/SIGINT (or one pass with ``--once``)."""
-    db = Database(settings.database_url, pool_size=min(settings.db_pool_size, 5))
+    db = Database(
+        settings.database_url,
+        pool_size=min(settings.db_pool_size, 5),
+        prepared_statements=settings.pg_prepared_statements,
+    )
     try:
         worker = WebhookWorker.from_settings(db, settings)
         if args.once:

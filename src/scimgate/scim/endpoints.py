@@ -46,7 +46,7 @@ from scimgate.scim.render import (
 )
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
-from scimgate.store.engine import Database
+from scimgate.store.engine import Database, replayable
 from scimgate.store.precondition import AssumptionFailed, Precondition
 
 _UNKNOWN = object()
@@ -142,13 +142,21 @@ class ScimEndpoints:
         """``work`` on a read connection, the request authenticated on it."""
         callers: list[Caller] = []
 
-        async def run() -> Response:
+        async def once() -> Response:
             async with self.db.read() as conn:
                 caller = await self._caller(request, conn)
                 callers.append(caller)
                 response = await work(conn, caller)
                 await caller.checked()
                 return response
+
+        async def run() -> Response:
+            try:
+                return await once()
+            except Exception as exc:
+                if not replayable(exc):
+                    raise
+                return await once()  # e.g. prepared statements lost to a pooler: now off
 
         return await self._authenticated(request, callers, run)
 

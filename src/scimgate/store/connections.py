@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scimgate.store.literals import Literals
+from scimgate.store.literals import LOST_SQLSTATES, Literals, lost
 from scimgate.store.precondition import AssumptionFailed, Precondition
 from scimgate.store.prepared import Prepared, Rows, translate
 
@@ -180,8 +180,12 @@ class PostgresConnection:
     one round trip.
     """
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, prepare: bool = True) -> None:
+        """``prepare``: send statements as ``EXECUTE`` of server-side prepared ones
+        (see :mod:`scimgate.store.literals`)."""
         self._conn = conn
+        self._prepare = prepare
+        self._prepares: dict[str, str] = {}
         #: The SQLAlchemy connection underneath (the lender returns it to the pool).
         self.sqlalchemy = conn
         self._driver: Any = None
@@ -202,7 +206,7 @@ class PostgresConnection:
         if self._driver is None:
             self._driver = (await self._conn.get_raw_connection()).driver_connection
             self._batch = AsyncClientCursor(self._driver)
-            self._literals = Literals(self._driver)
+            self._literals = Literals.of(self._driver, prepare=self._prepare)
         return self._driver
 
     async def begin(self) -> None:
@@ -254,7 +258,7 @@ class PostgresConnection:
         precondition's result will be: ``(index, compiled, precondition)``. The assumed
         conditions move to ``self._confirming``."""
         parts = ["BEGIN"] if self._begin_pending else []
-        bind = self._bind
+        bind, fragment = self._bind, self._literals.bind
         for compiled, args, condition in self._assumed:
             parts.append(bind(compiled.sql, args))
             self._confirming.append(condition)
@@ -266,7 +270,7 @@ class PostgresConnection:
         for compiled, args, _ in self._deferred:
             if compiled.values is not None and len(args) > 1:
                 head, row = compiled.values  # a batch: one multi-row INSERT
-                parts.append(head + ", ".join(bind(row, one) for one in args))
+                parts.append(head + ", ".join(fragment(row, one) for one in args))
             else:
                 parts.extend(bind(compiled.sql, one) for one in args)
         self._deferred.clear()
@@ -275,10 +279,11 @@ class PostgresConnection:
         return parts, checks
 
     def _bind(self, sql: str, args: Any) -> str:
-        """``sql`` with ``args`` written in as literals (a simple-query message carries
-        no parameters)."""
+        """One statement of a simple-query message, which carries no parameters: the
+        ``EXECUTE`` of a prepared statement (any ``PREPARE`` it needs first is queued in
+        ``self._prepares``) or ``sql`` with ``args`` written in as literals."""
         if isinstance(args, Mapping):
-            return str(self._literals.bind(sql, args))
+            return str(self._literals.statement(sql, args, self._prepares))
         return str(self._batch.mogrify(sql, args))
 
     def _pending_count(self) -> int:
@@ -322,15 +327,18 @@ class PostgresConnection:
     async def _round_trip(self, driver: Any, tail: list[tuple[str, Any]]) -> Any:
         """Whatever is pending, then ``tail`` (``(sql, args)``: a dict, a list of them for
         a batch, or None for a bare command), in one round trip. A few statements go as
-        one simple-query message, parameters bound client-side by psycopg (its async
-        pipeline polls a writable socket until the answer arrives, ~100 µs of CPU per
-        use); longer batches in a pipeline. Returns the cursor, on the last result."""
+        one simple-query message, parameters written in as literals and hot statements as
+        ``EXECUTE`` of prepared ones (``store/literals.py``; psycopg's async pipeline
+        polls a writable socket until the answer arrives, ~100 µs of CPU per use); longer
+        batches in a pipeline. Returns the cursor, on the last result."""
         self._confirming = []
         try:
             cursor = await self._send_pending(driver, tail)
         except self._conn.dialect.loaded_dbapi.Error as exc:
             if (failed := self._assumption_failed(exc)) is not None:
                 raise failed from exc
+            if (state := getattr(exc, "sqlstate", None)) in LOST_SQLSTATES:
+                lost(state)
             raise
         for condition in self._confirming:
             condition.confirm()
@@ -360,17 +368,31 @@ class PostgresConnection:
                 for sql, args in tail:
                     await self._run(cursor, sql, args)
             return cursor
-        if not (self._begin_pending or self._deferred or self._preceding or self._assumed):
+        if not (
+            self._begin_pending
+            or self._deferred
+            or self._preceding
+            or self._assumed
+            or self._literals.prepares
+        ):
             cursor = driver.cursor()
             for sql, args in tail:
                 await self._run(cursor, sql, args)
             return cursor
+        self._prepares = {}  # none left over from a message whose binding failed
         parts, checks = self._pending()
         bind = self._bind
         for sql, args in tail:
             rows = [None] if args is None else args if isinstance(args, list) else [args]
             parts.extend(sql if one is None else bind(sql, one) for one in rows)
+        prepares, self._prepares = self._prepares, {}
         cursor = self._batch
+        if prepares:
+            # A round trip of their own, once per connection and statement: had they
+            # shared the message, a later statement's failure would leave unknown which
+            # of them ran (PREPARE outlives a rolled-back transaction).
+            await cursor.execute(";".join(prepares.values()))
+            self._literals.prepared(prepares)
         await cursor.execute(";".join(parts))
         await self._settle(cursor, checks)
         return cursor

@@ -25,15 +25,22 @@ from scimgate.store import jsoncodec
 from scimgate.store.checkpoint import WalCheckpointer
 from scimgate.store.connections import Conn
 from scimgate.store.held import PostgresLender, SqliteLender
+from scimgate.store.literals import LOST_SQLSTATES
 
 _WRITE = "scimgate_write"
 _READ = "scimgate_read"
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# Serialization failure, deadlock detected, and a prepared statement missing on (or
+# already on) a server session a pooler shared: the process stops preparing, then replays.
+_RETRYABLE_SQLSTATES = {"40001", "40P01", *LOST_SQLSTATES}
 T = TypeVar("T")
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+def replayable(exc: BaseException) -> bool:
+    """Whether a unit that failed with ``exc`` can simply be run again (nothing of it was
+    committed, and running it again can succeed)."""
+    return (
+        isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+    )
 
 
 def sync_url(database_url: str) -> URL:
@@ -119,11 +126,17 @@ class Database:
     """
 
     def __init__(
-        self, database_url: str, *, pool_size: int = 10, background_checkpoints: bool = False
+        self,
+        database_url: str,
+        *,
+        pool_size: int = 10,
+        background_checkpoints: bool = False,
+        prepared_statements: bool = True,
     ) -> None:
         """``background_checkpoints``: on a SQLite file, checkpoint the WAL from a thread
         instead of inside commits (see :mod:`scimgate.store.checkpoint`); for a
-        long-running server."""
+        long-running server. ``prepared_statements``: PostgreSQL, see
+        :mod:`scimgate.store.literals` (off behind a pooler that shares sessions)."""
         # psycopg 3 serves both the sync and the async engine; SQLite is driven inline.
         url = sync_url(database_url)
         self.url = url
@@ -169,7 +182,11 @@ class Database:
             json_serializer=jsoncodec.dumps,
         )
         self._postgres = PostgresLender(
-            self.engine, size=pool_size + pool_size // 2, keep=pool_size, recycle_s=_RECYCLE_S
+            self.engine,
+            size=pool_size + pool_size // 2,
+            keep=pool_size,
+            recycle_s=_RECYCLE_S,
+            prepare=prepared_statements,
         )
 
     def _sqlite_checkout(self, write: bool) -> Connection:
@@ -226,7 +243,7 @@ class Database:
                 async with self.write() as conn:
                     return await work(conn)
             except DBAPIError as exc:
-                if attempt == attempts or not _retryable(exc):
+                if attempt == attempts or not replayable(exc):
                     raise
                 await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")

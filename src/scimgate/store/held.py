@@ -30,8 +30,11 @@ class PostgresLender:
     """At most ``size`` connections in use at once; up to ``keep`` of them stay open
     between units. A waiting unit gets the next connection returned (FIFO)."""
 
-    def __init__(self, engine: AsyncEngine, *, size: int, keep: int, recycle_s: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, size: int, keep: int, recycle_s: float, prepare: bool
+    ) -> None:
         self._engine = engine
+        self._prepare = prepare
         self._slots = asyncio.Semaphore(size)
         self._keep = keep
         self._recycle_s = recycle_s
@@ -58,7 +61,7 @@ class PostgresLender:
             if now - opened < self._recycle_s:
                 return opened, conn
             await _close(conn)
-        return now, PostgresConnection(await self._engine.connect())
+        return now, PostgresConnection(await self._engine.connect(), prepare=self._prepare)
 
     async def _give_back(self, opened: float, conn: PostgresConnection, healthy: bool) -> None:
         try:

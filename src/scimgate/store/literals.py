@@ -17,18 +17,38 @@ values itself:
 Everything else (non-ASCII text, NUL, arrays, floats, large or negative ints, …) goes to
 psycopg's own ``as_literal``, so its escaping and its errors (``DataError`` for NUL,
 ``UnicodeEncodeError`` for a lone surrogate) are unchanged.
+
+**Server-side prepared statements.** PostgreSQL parses, analyses and plans every statement
+of a simple-query message anew: ~60 % of its CPU in the mixed cycle. :meth:`Literals.statement`
+sends ``EXECUTE name(literal, …)`` instead, after a one-time ``PREPARE name AS …`` on that
+connection (a round trip of its own, just before). The name is a hash of the SQL text, so a name
+means the same statement on any connection, from any process or version. SQL-level
+prepared statements belong to a server session: behind PgBouncer in transaction or
+statement mode they are missing or already there on the server connection a transaction
+lands on. Turn them off there (``SCIMGATE_PG_PREPARED_STATEMENTS=false``); if they are left
+on, the first such error (``26000``, ``42P05``) turns them off for the whole process with a
+warning (:func:`lost`), and the transaction is replayed (see ``store.engine``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, adapt
 
-__all__ = ["Literals"]
+__all__ = ["LOST_SQLSTATES", "Literals", "lost"]
+
+log = logging.getLogger("scimgate.store")
+
+LOST_SQLSTATES = frozenset({"26000", "42P05"})
+"""``invalid_sql_statement_name`` (no such prepared statement on this server session) and
+``duplicate_prepared_statement``: what sharing one server session between clients causes."""
 
 _PLACEHOLDER = re.compile(r"%\(([^()]+)\)s|%%")
 _MAX_INT = 2**31
@@ -36,6 +56,23 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {}
 _TEMPLATES_MAX = 2048
 """Statements are a fixed set (compiled once each), so the cache stays small; the bound
 only guards against a caller that builds SQL text per call."""
+_PREPARED_FORMS: dict[str, tuple[str, tuple[str, ...], str]] = {}
+_BY_DRIVER: weakref.WeakKeyDictionary[Any, Literals] = weakref.WeakKeyDictionary()
+_lost = False
+
+
+def lost(sqlstate: str) -> None:
+    """Prepared statements went missing on a server session (a connection pooler shares
+    sessions): stop using them in this process."""
+    global _lost
+    if not _lost:
+        _lost = True
+        log.warning(
+            "PostgreSQL prepared statements failed (SQLSTATE %s): a connection pooler in "
+            "transaction or statement mode shares server sessions; this process no longer "
+            "prepares statements. Set SCIMGATE_PG_PREPARED_STATEMENTS=false for it.",
+            sqlstate,
+        )
 
 
 def _template(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -59,14 +96,64 @@ def _template(sql: str) -> tuple[str, tuple[str, ...]]:
     return found
 
 
+def _prepared_form(sql: str) -> tuple[str, tuple[str, ...], str]:
+    """``(name, parameter names in $-order, the SQL with $1…$n)`` for ``PREPARE``."""
+    found = _PREPARED_FORMS.get(sql)
+    if found is None:
+        text, names = _template(sql)
+        order = tuple(dict.fromkeys(names))
+        position = {name: f"${n}" for n, name in enumerate(order, start=1)}
+        digest = hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+        found = (f"scimgate_{digest}", order, text.format(*[position[n] for n in names]))
+        if len(_PREPARED_FORMS) < _TEMPLATES_MAX:
+            _PREPARED_FORMS[sql] = found
+    return found
+
+
 class Literals:
     """Client-side binding for one psycopg connection (see the module docstring)."""
 
-    def __init__(self, driver: AsyncConnection[Any]) -> None:
+    def __init__(self, driver: AsyncConnection[Any], *, prepare: bool = False) -> None:
         self._as_literal: Callable[[Any], bytes] = adapt.Transformer(driver).as_literal
         self._encoding = driver.info.encoding
         conforming = driver.info.parameter_status("standard_conforming_strings") == "on"
         self._plain_strings = conforming and self._encoding == "utf-8"
+        self._prepare = prepare
+        self._prepared: set[str] = set()
+        """Names prepared on this connection's server session."""
+
+    @classmethod
+    def of(cls, driver: AsyncConnection[Any], *, prepare: bool) -> Literals:
+        """The one instance of a psycopg connection: what it prepared lives as long as
+        the connection (a ``PostgresConnection`` wraps it for one loan at a time)."""
+        found = _BY_DRIVER.get(driver)
+        if found is None:
+            found = _BY_DRIVER[driver] = cls(driver, prepare=prepare)
+        return found
+
+    @property
+    def prepares(self) -> bool:
+        """Whether :meth:`statement` uses prepared statements now."""
+        return self._prepare and not _lost
+
+    def statement(self, sql: str, args: Mapping[str, Any], prepares: dict[str, str]) -> str:
+        """A whole statement for a simple-query message: ``EXECUTE`` of the statement
+        prepared on this connection, or ``sql`` with its literals. A statement not
+        prepared yet adds its ``PREPARE`` to ``prepares`` (name → SQL): the caller sends
+        those before the message, and records them with :meth:`prepared` once they ran."""
+        if not self.prepares:
+            return self.bind(sql, args)
+        name, order, dollar = _prepared_form(sql)
+        if name not in self._prepared:
+            prepares[name] = f"PREPARE {name} AS {dollar}"
+        if not order:
+            return f"EXECUTE {name}"
+        literal = self.literal
+        return f"EXECUTE {name}({', '.join([literal(args[n]) for n in order])})"
+
+    def prepared(self, names: Iterable[str]) -> None:
+        """These statements now exist on the connection's server session."""
+        self._prepared.update(names)
 
     def bind(self, sql: str, args: Mapping[str, Any]) -> str:
         """``sql`` (named ``%(name)s`` placeholders, psycopg's style) with ``args``

@@ -1,0 +1,133 @@
+"""Server-side prepared statements on PostgreSQL (``store/literals.py``): each hot statement
+is prepared once per connection and run as ``EXECUTE``; a statement that fails does not
+leave its connection unsure of what it prepared; statements gone missing on a
+session (what a pooler that shares sessions causes) turn preparing off for the process and
+the transaction is replayed; with the setting off nothing is prepared. On SQLite the same
+calls give the same results (the setting does nothing there)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, bindparam, literal_column, select, text
+from sqlalchemy.exc import DBAPIError
+
+from scimgate.store import literals
+from scimgate.store.connections import Conn
+from scimgate.store.engine import Database
+from scimgate.store.prepared import Prepared
+from scimgate.store.tables import organizations
+
+from .organization_rows import DEFERRED_INSERT, org_row
+
+_INSERT = DEFERRED_INSERT
+_BY_EXTERNAL_ID = Prepared(
+    select(organizations.c.name).where(organizations.c.external_id == bindparam("external_id"))
+)
+_PREPARED_HERE = text("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'scimgate\\_%'")
+
+
+@pytest.fixture(autouse=True)
+def _not_lost() -> Iterator[None]:
+    """Each test starts (and leaves the process) with prepared statements in use."""
+    literals._lost = False
+    yield
+    literals._lost = False
+
+
+@pytest.fixture()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, pool_size=1)
+    yield database
+    await database.dispose()
+
+
+async def _prepared_count(conn: Conn) -> int:
+    return int((await conn.execute(_PREPARED_HERE)).scalar_one())
+
+
+async def _insert_and_read(db: Database, name: str) -> None:
+    external_id = f"ext-{uuid.uuid4().hex}"
+    async with db.write() as conn:
+        await conn.execute(_INSERT, org_row(external_id, name))
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": external_id})).scalar() == name
+
+
+async def test_statements_are_prepared_once_per_connection(db: Database) -> None:
+    for n in range(3):
+        await _insert_and_read(db, f"O'Brien \\ {n} Zoë")
+    if db.is_sqlite:
+        return
+    async with db.read() as conn:
+        # The INSERT and the SELECT, each once, however often they ran (pool of one).
+        assert await _prepared_count(conn) == 2
+
+
+async def test_with_the_setting_off_nothing_is_prepared(database_url: str) -> None:
+    db = Database(database_url, pool_size=1, prepared_statements=False)
+    try:
+        await _insert_and_read(db, "plain")
+        if not db.is_sqlite:
+            async with db.read() as conn:
+                assert await _prepared_count(conn) == 0
+    finally:
+        await db.dispose()
+
+
+async def test_a_statement_failing_on_its_first_use_leaves_the_connection_usable(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement fails the first time it runs on a connection, and the caller carries on
+    with that connection: the statement was prepared all the same (a round trip of its
+    own before the message), so it is neither prepared twice (which would fail and turn
+    preparing off) nor missing."""
+    divide = Prepared(select(literal_column("12").op("/")(bindparam("by", type_=Integer))))
+    with caplog.at_level(logging.WARNING, logger="scimgate.store"):
+        async with db.read() as conn:
+            if db.is_sqlite:  # 12 / 0 is NULL there
+                assert (await conn.execute(divide, {"by": 0})).scalar() is None
+            else:
+                with pytest.raises(DBAPIError, match="division by zero"):
+                    await conn.execute(divide, {"by": 0})
+            assert (await conn.execute(divide, {"by": 4})).scalar() == 3
+        async with db.read() as conn:
+            assert (await conn.execute(divide, {"by": 6})).scalar() == 2
+    assert not literals._lost
+    assert "prepared statements failed" not in caplog.text
+
+
+async def test_statements_lost_on_the_session_turn_preparing_off_and_the_write_is_replayed(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``DEALLOCATE ALL`` behind the process's back stands in for a pooler handing the
+    connection another server session: the next write finds its statement missing."""
+    await _insert_and_read(db, "before")
+    if db.is_sqlite:
+        return
+    async with db.read() as conn:
+        await conn.execute(text("DEALLOCATE ALL"))
+    attempts = 0
+
+    async def work(conn: Conn) -> Any:
+        nonlocal attempts
+        attempts += 1
+        await conn.execute(_INSERT, org_row(f"ext-{uuid.uuid4().hex}", "replayed"))
+        return await conn.execute(_BY_EXTERNAL_ID, {"external_id": "none"})
+
+    with caplog.at_level(logging.WARNING, logger="scimgate.store"):
+        await db.transact(work)
+    assert attempts == 2
+    assert literals._lost
+    assert "SCIMGATE_PG_PREPARED_STATEMENTS=false" in caplog.text
+    async with db.read() as conn:
+        names = await conn.execute(
+            select(organizations.c.name).where(organizations.c.name == "replayed")
+        )
+        assert len(names.all()) == 1  # replayed once, committed once
+        assert await _prepared_count(conn) == 0  # and nothing prepared since
+    await _insert_and_read(db, "after")
