@@ -45,10 +45,41 @@ metadata = MetaData(naming_convention=NAMING)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite has no timezone type)."""
+    """Timezone-aware UTC datetimes on every backend (SQLite has no timezone type).
+
+    On SQLite the value is stored as text in SQLAlchemy's own ``DATETIME`` format
+    (``2026-11-26 04:05:10.801206``, UTC, always six fractional digits), written and read
+    by ``isoformat``/``fromisoformat`` here: SQLAlchemy's processors for that format cost
+    ~8 µs per value to write, and a create writes three."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return from_text
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
