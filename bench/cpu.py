@@ -8,8 +8,9 @@ fresh database and drives it with ASGI calls one at a time, with the bodies of
 operation, the mean over all its requests, and on PostgreSQL the round trips to the
 database per request (psycopg's waits for an answer: one per simple-query message, one
 or more per pipeline; a connection's one-time ``PREPARE`` of a statement counts too, which
-adds a few tenths to operations run only a few dozen times, such as create_group). It is the quickest way to see what a change to
-the request path saves; the figures move less than throughput on a shared machine. The HTTP
+adds a few tenths to operations run only a few dozen times, such as create_group). It is
+the quickest way to see what a change to the request path saves; the figures move less
+than throughput on a shared machine. The HTTP
 server's own cost (uvicorn, httptools, sockets) is not included; ``bench/run.py`` measures
 everything together.
 """
