@@ -48,6 +48,27 @@ def use_src() -> None:
         sys.path.insert(0, src)
 
 
+def postgres_cpu_s() -> float | None:
+    """CPU seconds used so far by this machine's ``postgres`` processes (user + system,
+    exited backends included through the postmaster's reaped-children counters), or
+    None where ``/proc`` does not tell. Only meaningful with PostgreSQL on this machine,
+    and it counts everything the cluster does, not only the benchmark's database."""
+    total = 0
+    found = False
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        found = True
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

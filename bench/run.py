@@ -87,7 +87,9 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
         )
         if args.client:
             command += ["--client", args.client]
+        pg_before = harness.postgres_cpu_s() if backend == "postgresql" else None
         out = subprocess.run(command, capture_output=True, text=True, check=False)
+        pg_after = harness.postgres_cpu_s() if pg_before is not None else None
         if out.stderr.strip():
             print(out.stderr.rstrip(), file=sys.stderr)
         lines = out.stdout.strip().splitlines()
@@ -95,6 +97,14 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
             raise RuntimeError(f"loadgen failed ({out.returncode}):\n{out.stdout}")
         print("\n".join(lines[:-1]))
         summary: dict[str, Any] = json.loads(lines[-1])
+        if pg_before is not None and pg_after is not None:
+            used = pg_after - pg_before
+            summary["postgres_cpu_s"] = round(used, 2)
+            per_request = used / max(summary["requests"], 1) * 1e6
+            print(
+                f"postgresql: CPU {used:.2f} s ({per_request:.0f} µs/request; every postgres "
+                "process of this machine)"
+            )
         if "Traceback" in srv.log():
             print("server log has a traceback:\n" + srv.log()[-3000:], file=sys.stderr)
             summary["errors"] += 1
