@@ -141,7 +141,8 @@ _WAITS = [0]
 
 
 def _count_waits() -> None:
-    """Count psycopg's waits for the server (round trips), for the report."""
+    """Count the waits for the server (round trips), for the report: psycopg's, and the
+    simple-query messages scimgate sends on the libpq handle itself."""
     import psycopg
 
     wait = psycopg.AsyncConnection.wait
@@ -151,6 +152,17 @@ def _count_waits() -> None:
         return await wait(self, *args, **kwargs)
 
     psycopg.AsyncConnection.wait = counted  # type: ignore[method-assign]
+    try:
+        from scimgate.store import simple_query
+    except ImportError:  # a checkout from before store/simple_query.py
+        return
+    run = simple_query.run
+
+    async def counted_run(*args: Any, **kwargs: Any) -> Any:
+        _WAITS[0] += 1
+        return await run(*args, **kwargs)
+
+    simple_query.run = counted_run  # type: ignore[assignment]
 
 
 async def measure(

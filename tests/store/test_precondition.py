@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import BigInteger, Integer, bindparam, func, literal, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 
+from scimgate.store import simple_query
 from scimgate.store.engine import Database
 from scimgate.store.precondition import AssumptionFailed, Precondition, PreconditionPending
 from scimgate.store.prepared import Prepared, Rows
@@ -64,8 +65,9 @@ async def keyed(db: Database) -> str:
 
 @pytest.fixture()
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The SQL of every message psycopg's async cursors send (one round trip each), but
-    a connection's one-time ``PREPARE`` of a statement (see ``store/literals.py``)."""
+    """The SQL of every message sent (one round trip each: psycopg's async cursors, and
+    ``store/simple_query.py``), but a connection's one-time ``PREPARE`` of a statement
+    (see ``store/literals.py``)."""
     sent: list[str] = []
     for cls in (psycopg.AsyncCursor, psycopg.AsyncClientCursor):
         if "execute" not in vars(cls):
@@ -73,11 +75,18 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         original = cls.execute
 
         async def execute(self: Any, query: Any, *args: Any, _o: Any = original, **kw: Any) -> Any:
-            if not str(query).startswith("PREPARE "):
-                sent.append(str(query))
+            sent.append(str(query))
             return await _o(self, query, *args, **kw)
 
         monkeypatch.setattr(cls, "execute", execute)
+    run = simple_query.run
+
+    async def simple(driver: Any, sql: str, loader: Any) -> Any:
+        if not sql.startswith("PREPARE "):
+            sent.append(sql)
+        return await run(driver, sql, loader)
+
+    monkeypatch.setattr(simple_query, "run", simple)
     yield sent
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from psycopg import AsyncClientCursor
+from psycopg import AsyncClientCursor, adapt
 from psycopg.pq import PipelineStatus, TransactionStatus
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scimgate.store import simple_query
 from scimgate.store.literals import LOST_SQLSTATES, Literals, lost
 from scimgate.store.precondition import AssumptionFailed, Precondition
 from scimgate.store.prepared import Prepared, Rows, translate
@@ -191,6 +192,7 @@ class PostgresConnection:
         self._driver: Any = None
         self._batch: Any = None
         self._literals: Any = None
+        self._loader: Any = None
         self._in_transaction = False
         self._begin_pending = False
         self._deferred: list[tuple[Any, list[Any], OnError | None]] = []
@@ -207,6 +209,7 @@ class PostgresConnection:
             self._driver = (await self._conn.get_raw_connection()).driver_connection
             self._batch = AsyncClientCursor(self._driver)
             self._literals = Literals.of(self._driver, prepare=self._prepare)
+            self._loader = adapt.Transformer(self._driver)
         return self._driver
 
     async def begin(self) -> None:
@@ -386,16 +389,15 @@ class PostgresConnection:
             rows = [None] if args is None else args if isinstance(args, list) else [args]
             parts.extend(sql if one is None else bind(sql, one) for one in rows)
         prepares, self._prepares = self._prepares, {}
-        cursor = self._batch
         if prepares:
             # A round trip of their own, once per connection and statement: had they
             # shared the message, a later statement's failure would leave unknown which
             # of them ran (PREPARE outlives a rolled-back transaction).
-            await cursor.execute(";".join(prepares.values()))
+            await simple_query.run(driver, ";".join(prepares.values()), self._loader)
             self._literals.prepared(prepares)
-        await cursor.execute(";".join(parts))
-        await self._settle(cursor, checks)
-        return cursor
+        results = await simple_query.run(driver, ";".join(parts), self._loader)
+        await self._settle(results, checks)
+        return results
 
     async def precede(
         self, statement: Prepared, parameters: Any, check: Callable[[Rows], T]
