@@ -186,7 +186,6 @@ class PostgresConnection:
         (see :mod:`scimgate.store.literals`)."""
         self._conn = conn
         self._prepare = prepare
-        self._prepares: dict[str, str] = {}
         #: The SQLAlchemy connection underneath (the lender returns it to the pool).
         self.sqlalchemy = conn
         self._driver: Any = None
@@ -255,13 +254,18 @@ class PostgresConnection:
         self._preceding.clear()
         self._assumed.clear()
 
-    def _pending(self) -> tuple[list[str], list[tuple[int, Any, Any]]]:
+    def _pending(self, prepares: dict[str, str]) -> tuple[list[str], list[tuple[int, Any, Any]]]:
         """What waits to be sent before the next statement, as SQL text (``BEGIN``, the
         assumptions, the preconditions, the deferred statements), and where each
         precondition's result will be: ``(index, compiled, precondition)``. The assumed
-        conditions move to ``self._confirming``."""
+        conditions move to ``self._confirming``; the ``PREPARE`` statements the message
+        needs first go to ``prepares``."""
         parts = ["BEGIN"] if self._begin_pending else []
-        bind, fragment = self._bind, self._literals.bind
+        fragment = self._literals.bind
+
+        def bind(sql: str, args: Any) -> str:
+            return self._bind(sql, args, prepares)
+
         for compiled, args, condition in self._assumed:
             parts.append(bind(compiled.sql, args))
             self._confirming.append(condition)
@@ -281,12 +285,12 @@ class PostgresConnection:
         self._preceding.clear()
         return parts, checks
 
-    def _bind(self, sql: str, args: Any) -> str:
+    def _bind(self, sql: str, args: Any, prepares: dict[str, str]) -> str:
         """One statement of a simple-query message, which carries no parameters: the
-        ``EXECUTE`` of a prepared statement (any ``PREPARE`` it needs first is queued in
-        ``self._prepares``) or ``sql`` with ``args`` written in as literals."""
+        ``EXECUTE`` of a prepared statement (any ``PREPARE`` it needs first is added to
+        ``prepares``) or ``sql`` with ``args`` written in as literals."""
         if isinstance(args, Mapping):
-            return str(self._literals.statement(sql, args, self._prepares))
+            return str(self._literals.statement(sql, args, prepares))
         return str(self._batch.mogrify(sql, args))
 
     def _pending_count(self) -> int:
@@ -382,13 +386,11 @@ class PostgresConnection:
             for sql, args in tail:
                 await self._run(cursor, sql, args)
             return cursor
-        self._prepares = {}  # none left over from a message whose binding failed
-        parts, checks = self._pending()
-        bind = self._bind
+        prepares: dict[str, str] = {}
+        parts, checks = self._pending(prepares)
         for sql, args in tail:
             rows = [None] if args is None else args if isinstance(args, list) else [args]
-            parts.extend(sql if one is None else bind(sql, one) for one in rows)
-        prepares, self._prepares = self._prepares, {}
+            parts.extend(sql if one is None else self._bind(sql, one, prepares) for one in rows)
         if prepares:
             # A round trip of their own, once per connection and statement: had they
             # shared the message, a later statement's failure would leave unknown which
