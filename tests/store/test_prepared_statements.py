@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,13 +37,6 @@ def _not_lost() -> Iterator[None]:
     literals._lost = False
     yield
     literals._lost = False
-
-
-@pytest.fixture()
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=1)
-    yield database
-    await database.dispose()
 
 
 async def _prepared_count(conn: Conn) -> int:

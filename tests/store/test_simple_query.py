@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Float, bindparam, func, select, update
@@ -28,13 +27,6 @@ _RENAME = Prepared(
     .values(name=bindparam("name"))
 )
 _SLEEP = Prepared(select(func.pg_sleep(bindparam("seconds", type_=Float))))
-
-
-@pytest.fixture()
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=1)
-    yield database
-    await database.dispose()
 
 
 async def test_a_message_larger_than_the_socket_buffer_goes_whole(db: Database) -> None:

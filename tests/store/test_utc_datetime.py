@@ -5,7 +5,6 @@ written before and after it sort and compare alike."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -30,13 +29,6 @@ _INSERT = Prepared(organizations.insert(), column_keys=COLUMNS)
 _CREATED = Prepared(
     select(organizations.c.created_at).where(organizations.c.external_id == bindparam("e"))
 )
-
-
-@pytest.fixture()
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=1)
-    yield database
-    await database.dispose()
 
 
 @pytest.mark.parametrize("instant", INSTANTS, ids=str)
