@@ -8,9 +8,11 @@ fresh database and drives it with ASGI calls one at a time, with the bodies of
 operation, the mean over all its requests, and on PostgreSQL the round trips to the
 database per request (psycopg's waits for an answer: one per simple-query message, one
 or more per pipeline; a connection's one-time ``PREPARE`` of a statement counts too, which
-adds a few tenths to operations run only a few dozen times, such as create_group). It is
-the quickest way to see what a change to the request path saves; the figures move less
-than throughput on a shared machine. The HTTP
+adds a few tenths to operations run only a few dozen times, such as create_group), and
+PostgreSQL's own CPU per request in µs ("PG CPU": the time every ``postgres`` process of
+the machine spent on a CPU meanwhile, from ``/proc/PID/schedstat``; a statement planned
+on every execution shows here first). It is the quickest way to see what a change to the
+request path saves; the figures move less than throughput on a shared machine. The HTTP
 server's own cost (uvicorn, httptools, sockets) is not included; ``bench/run.py`` measures
 everything together.
 """
@@ -114,9 +116,12 @@ async def lifespan(app: Asgi) -> Callable[[], Any]:
 
 
 class Timer:
-    def __init__(self) -> None:
+    def __init__(self, postgres: bool) -> None:
         self.cpu: dict[str, list[float]] = {}
         self.waits: dict[str, list[int]] = {}
+        self.postgres = postgres
+        self.pg_cpu: dict[str, list[int]] = {}
+        """PostgreSQL's CPU per request (ns, every postgres process of this machine)."""
 
     async def run(
         self,
@@ -127,11 +132,14 @@ class Timer:
         body: Any = None,
         expect: tuple[int, ...] = (200,),
     ) -> Any:
+        pg_before = harness.postgres_run_ns() if self.postgres else 0
         waited = _WAITS[0]
         start = time.process_time()
         status, data = await driver.call(method, path, body)
         self.cpu.setdefault(op, []).append(time.process_time() - start)
         self.waits.setdefault(op, []).append(_WAITS[0] - waited)
+        if self.postgres:
+            self.pg_cpu.setdefault(op, []).append(harness.postgres_run_ns() - pg_before)
         if status not in expect:
             raise SystemExit(f"{op}: {method} {path} → {status} {data}")
         return data
@@ -167,7 +175,7 @@ def _count_waits() -> None:
 
 async def measure(
     backend: str, users: int, dialect: str
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     with harness.fresh_database(backend) as url:
         settings = Settings.from_env(database_url=url, webhook_worker=False)
         app = create_app(settings)
@@ -181,7 +189,7 @@ async def measure(
         sep = "&" if q else "?"
         rng = random.Random(7)
         people, teams = loadgen.make_population(rng, users, 2, min(100, users), "cpu")
-        t = Timer()
+        t = Timer(postgres=backend == "postgresql")
         for u in people:
             flt = loadgen.eq_filter("userName", u.user_name)
             await t.run(d, "match_user (miss)", "GET", f"{base}/Users{q}{sep}filter={flt}")
@@ -241,6 +249,7 @@ async def measure(
     return (
         {op: 1e6 * sum(v) / len(v) for op, v in t.cpu.items()},
         {op: sum(v) / len(v) for op, v in t.waits.items()},
+        {op: sum(v) / len(v) / 1000 for op, v in t.pg_cpu.items()},
     )
 
 
@@ -258,13 +267,17 @@ def main() -> int:
     print(
         f"{'operation':<20}"
         + "".join(f"{b:>12}" for b in backends)
-        + (f"{'PG round trips':>16}" if pg else "")
+        + (f"{'PG round trips':>16}{'PG CPU':>10}" if pg else "")
     )
     for op in measured[backends[0]][0]:
         print(
             f"{op:<20}"
             + "".join(f"{measured[b][0][op]:>12.0f}" for b in backends)
-            + (f"{measured['postgresql'][1][op]:>16.1f}" if pg else "")
+            + (
+                f"{measured['postgresql'][1][op]:>16.1f}{measured['postgresql'][2][op]:>10.0f}"
+                if pg
+                else ""
+            )
         )
     return 0
 

@@ -70,11 +70,6 @@ Where = ColumnElement[bool] | ColumnMatch | None
 
 @dataclass(frozen=True)
 class _Search:
-    first_page: Any
-    """The page at offset 0, without an ``OFFSET``: a prepared statement with an ``OFFSET``
-    parameter gets a generic plan PostgreSQL prices above any custom one (it assumes the
-    offset skips a tenth of the rows), so it was planned anew on every execution, ~¼ of
-    PostgreSQL's CPU in the mixed cycle (the match before every create)."""
     page: Any
     count: Any
 
@@ -83,15 +78,12 @@ def _search_statements(
     table: Table, conditions: list[ColumnElement[bool]], order_by: Sequence[ColumnElement[Any]]
 ) -> _Search:
     conditions = [table.c.directory_id == bindparam("directory_id"), *conditions]
-    first_page = (
-        select(*record_columns(table), func.count().over().label("total_results"))
+    return _Search(
+        page=select(*record_columns(table), func.count().over().label("total_results"))
         .where(*conditions)
         .order_by(*order_by, table.c.created_at, table.c.id)
-        .limit(bindparam("limit"))
-    )
-    return _Search(
-        first_page=first_page,
-        page=first_page.offset(bindparam("offset")),
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit")),
         count=select(func.count()).select_from(table).where(*conditions),
     )
 
@@ -99,13 +91,8 @@ def _search_statements(
 @cache
 def _match_statements(table: Table, column: str, extra: Any = None) -> _Search:
     built = _search_statements(table, [table.c[column] == bindparam("value")], ())
-    if extra is None:
-        return _Search(Prepared(built.first_page), Prepared(built.page), Prepared(built.count))
-    return _Search(
-        Prepared(built.first_page.add_columns(extra)),
-        Prepared(built.page.add_columns(extra)),
-        Prepared(built.count),
-    )
+    page = built.page if extra is None else built.page.add_columns(extra)
+    return _Search(Prepared(page), Prepared(built.count))
 
 
 async def search(
@@ -138,8 +125,7 @@ async def search(
         statements = _search_statements(table, [] if where is None else [where], order_by)
     if limit <= 0:
         return Page((await conn.execute(statements.count, params)).scalar_one(), [])
-    page = statements.page if offset > 0 else statements.first_page
-    rows = list(await conn.execute(page, params))
+    rows = list(await conn.execute(statements.page, params))
     if rows:
         return Page(rows[0].total_results, [to_record(r) for r in rows])
     total = (await conn.execute(statements.count, params)).scalar_one() if offset > 0 else 0
