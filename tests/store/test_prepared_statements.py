@@ -124,3 +124,46 @@ async def test_statements_lost_on_the_session_turn_preparing_off_and_the_write_i
         assert len(names.all()) == 1  # replayed once, committed once
         assert await _prepared_count(conn) == 0  # and nothing prepared since
     await _insert_and_read(db, "after")
+
+
+_REPLANNED = Prepared(
+    select(organizations.c.id, organizations.c.name).where(
+        organizations.c.external_id == bindparam("external_id")
+    ),
+    replan=True,
+)
+_PLANS_OF = text(
+    "SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE :like"
+)
+
+
+async def test_a_replanned_statement_is_prepared_anew_at_doubling_intervals(db: Database) -> None:
+    """``replan=True``: after 16 executions on a connection the statement is prepared anew
+    (PostgreSQL's plan counters start again), then after 32, 64 …; other statements keep
+    their first PREPARE."""
+
+    async def run(times: int) -> tuple[int, int]:
+        async with db.read() as conn:
+            for _ in range(times):
+                assert (await conn.execute(_REPLANNED, {"external_id": "none"})).first() is None
+                assert (
+                    await conn.execute(_BY_EXTERNAL_ID, {"external_id": "none"})
+                ).first() is None
+            if db.is_sqlite:
+                return 0, 0
+            replanned = (
+                await conn.execute(_PLANS_OF, {"like": "%organizations.id, organizations.name%"})
+            ).scalar_one()
+            plain = (
+                await conn.execute(_PLANS_OF, {"like": "%SELECT organizations.name %"})
+            ).scalar_one()
+            return int(replanned), int(plain)
+
+    first = literals.REPLAN_FIRST
+    if db.is_sqlite:
+        await run(3)  # the flag changes nothing there
+        return
+    assert await run(first) == (first, first)
+    assert await run(1) == (1, first + 1)  # the 17th ran on a fresh PREPARE
+    assert await run(2 * first - 1) == (2 * first, 3 * first)
+    assert await run(1) == (1, 3 * first + 1)  # then after 32 more

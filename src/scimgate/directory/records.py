@@ -70,6 +70,12 @@ Where = ColumnElement[bool] | ColumnMatch | None
 
 @dataclass(frozen=True)
 class _Search:
+    first_page: Any
+    """The page at offset 0, without an ``OFFSET``: with an ``OFFSET`` parameter PostgreSQL
+    prices a prepared statement's generic plan above any custom one and plans it anew on
+    every execution, ~200 µs of its CPU per match before a create. The match's first page
+    is prepared anew now and then (``replan``), so that its generic plan follows the table
+    as it grows (docs/performance.md, round of 2026-12-04)."""
     page: Any
     count: Any
 
@@ -78,12 +84,15 @@ def _search_statements(
     table: Table, conditions: list[ColumnElement[bool]], order_by: Sequence[ColumnElement[Any]]
 ) -> _Search:
     conditions = [table.c.directory_id == bindparam("directory_id"), *conditions]
-    return _Search(
-        page=select(*record_columns(table), func.count().over().label("total_results"))
+    first_page = (
+        select(*record_columns(table), func.count().over().label("total_results"))
         .where(*conditions)
         .order_by(*order_by, table.c.created_at, table.c.id)
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit")),
+        .limit(bindparam("limit"))
+    )
+    return _Search(
+        first_page=first_page,
+        page=first_page.offset(bindparam("offset")),
         count=select(func.count()).select_from(table).where(*conditions),
     )
 
@@ -91,8 +100,15 @@ def _search_statements(
 @cache
 def _match_statements(table: Table, column: str, extra: Any = None) -> _Search:
     built = _search_statements(table, [table.c[column] == bindparam("value")], ())
-    page = built.page if extra is None else built.page.add_columns(extra)
-    return _Search(Prepared(page), Prepared(built.count))
+    if extra is None:
+        return _Search(
+            Prepared(built.first_page, replan=True), Prepared(built.page), Prepared(built.count)
+        )
+    return _Search(
+        Prepared(built.first_page.add_columns(extra), replan=True),
+        Prepared(built.page.add_columns(extra)),
+        Prepared(built.count),
+    )
 
 
 async def search(
@@ -125,7 +141,8 @@ async def search(
         statements = _search_statements(table, [] if where is None else [where], order_by)
     if limit <= 0:
         return Page((await conn.execute(statements.count, params)).scalar_one(), [])
-    rows = list(await conn.execute(statements.page, params))
+    page = statements.page if offset > 0 else statements.first_page
+    rows = list(await conn.execute(page, params))
     if rows:
         return Page(rows[0].total_results, [to_record(r) for r in rows])
     total = (await conn.execute(statements.count, params)).scalar_one() if offset > 0 else 0

@@ -28,6 +28,16 @@ statement mode they are missing or already there on the server connection a tran
 lands on. Turn them off there (``SCIMGATE_PG_PREPARED_STATEMENTS=false``); if they are left
 on, the first such error (``26000``, ``42P05``) turns them off for the whole process with a
 warning (:func:`lost`), and the transaction is replayed (see ``store.engine``).
+
+**Plans that follow a growing table.** PostgreSQL keeps a prepared statement's generic plan
+until the statistics or the definition of a table it reads change. Made while a table is
+nearly empty, where its indexes tie, it can be the wrong one once the table has grown,
+until autovacuum's next ``ANALYZE``: the match before every create walked a whole directory
+that way (docs/performance.md, round of 2026-12-04). A statement registered with
+:func:`replan_often` is prepared anew on a connection after 16, 32, 64 … executions (at most
+every 4,096), so a stale plan lives a bounded number of executions while the table grows
+fast, and costs a re-``PREPARE`` (and five custom plans) a few thousand executions apart
+later on.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, adapt
 
-__all__ = ["LOST_SQLSTATES", "Literals", "lost"]
+__all__ = ["LOST_SQLSTATES", "REPLAN_FIRST", "REPLAN_MAX", "Literals", "lost", "replan_often"]
 
 log = logging.getLogger("scimgate.store")
 
@@ -59,6 +69,17 @@ only guards against a caller that builds SQL text per call."""
 _PREPARED_FORMS: dict[str, tuple[str, tuple[str, ...], str]] = {}
 _BY_DRIVER: weakref.WeakKeyDictionary[Any, Literals] = weakref.WeakKeyDictionary()
 _lost = False
+_REPLANNED: set[str] = set()
+REPLAN_FIRST = 16
+"""Executions of a :func:`replan_often` statement before its first re-``PREPARE``; the
+interval doubles each time, up to :data:`REPLAN_MAX`."""
+REPLAN_MAX = 4096
+
+
+def replan_often(sql: str) -> None:
+    """Prepare ``sql`` anew now and then on each connection (see the module docstring):
+    for statements whose best index depends on how big a table has grown."""
+    _REPLANNED.add(sql)
 
 
 def lost(sqlstate: str) -> None:
@@ -119,8 +140,12 @@ class Literals:
         conforming = driver.info.parameter_status("standard_conforming_strings") == "on"
         self._plain_strings = conforming and self._encoding == "utf-8"
         self._prepare = prepare
-        self._prepared: set[str] = set()
-        """Names prepared on this connection's server session."""
+        self._prepared: dict[str, int] = {}
+        """Names prepared on this connection's server session, and how many more times
+        each runs before it is prepared anew (-1: never)."""
+        self._interval: dict[str, int] = {}
+        """Executions from one ``PREPARE`` of a :func:`replan_often` statement to the
+        next (half the first interval before the first ``PREPARE``)."""
 
     @classmethod
     def of(cls, driver: AsyncConnection[Any], *, prepare: bool) -> Literals:
@@ -144,16 +169,30 @@ class Literals:
         if not self.prepares:
             return self.bind(sql, args)
         name, order, dollar = _prepared_form(sql)
-        if name not in self._prepared:
+        left = self._prepared.get(name)
+        if left is None:
             prepares[name] = f"PREPARE {name} AS {dollar}"
+            if sql in _REPLANNED:
+                self._interval.setdefault(name, REPLAN_FIRST // 2)  # doubled once prepared
+        elif left == 0:
+            prepares[name] = f"DEALLOCATE {name};PREPARE {name} AS {dollar}"
+        elif left > 0:
+            self._prepared[name] = left - 1
         if not order:
             return f"EXECUTE {name}"
         literal = self.literal
         return f"EXECUTE {name}({', '.join([literal(args[n]) for n in order])})"
 
     def prepared(self, names: Iterable[str]) -> None:
-        """These statements now exist on the connection's server session."""
-        self._prepared.update(names)
+        """These statements now exist (were prepared anew) on the connection's server
+        session; each runs once in the message that needed it."""
+        for name in names:
+            interval = self._interval.get(name)
+            if interval is None:
+                self._prepared[name] = -1
+                continue
+            interval = self._interval[name] = min(2 * interval, REPLAN_MAX)
+            self._prepared[name] = interval - 1
 
     def bind(self, sql: str, args: Mapping[str, Any]) -> str:
         """``sql`` (named ``%(name)s`` placeholders, psycopg's style) with ``args``

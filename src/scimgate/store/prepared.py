@@ -25,6 +25,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
+from scimgate.store.literals import replan_often
+
 __all__ = ["Prepared", "Rows"]
 
 Processor = Callable[[Any], Any] | None
@@ -91,6 +93,7 @@ class Prepared:
         *,
         column_keys: tuple[str, ...] | None = None,
         deferrable: bool = False,
+        replan: bool = False,
     ) -> None:
         """``column_keys``: for an ``insert()`` without ``.values()``, the columns every
         execution supplies (binds named after the columns, as ``conn.execute`` does).
@@ -99,10 +102,15 @@ class Prepared:
         (or with COMMIT) on PostgreSQL; only for statements whose caller reads no result,
         not even ``rowcount``, and handles its errors through ``execute(on_error=…)``
         rather than ``try`` around the call (a batch executed with a list of parameters
-        is always deferrable)."""
+        is always deferrable).
+
+        ``replan``: on PostgreSQL, prepare the statement anew on a connection now and then
+        (:func:`scimgate.store.literals.replan_often`), for one whose best index depends on
+        how big a table has grown."""
         self.statement = statement
         self.column_keys = column_keys
         self.deferrable = deferrable
+        self.replan = replan
         self._by_dialect: dict[str, _Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
@@ -143,6 +151,8 @@ class Prepared:
             row = _row_class([c[0] for c in columns])
             results = tuple(c[3]._cached_result_processor(dialect, None) for c in columns)
         sql = compiled.string
+        if self.replan and dialect.name == "postgresql":
+            replan_often(sql)
         reads_only = sql.lstrip()[:6].upper() == "SELECT"
         return _Compiled(
             sql, names, positional, defaults, bind, row, results, reads_only, _values(sql)
