@@ -78,7 +78,8 @@ REPLAN_MAX = 4096
 
 def replan_often(sql: str) -> None:
     """Prepare ``sql`` anew now and then on each connection (see the module docstring):
-    for statements whose best index depends on how big a table has grown."""
+    for statements whose best index depends on how big a table has grown. Keyed by the SQL
+    text: every statement with that text is prepared anew alike."""
     _REPLANNED.add(sql)
 
 
