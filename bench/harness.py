@@ -48,6 +48,19 @@ def use_src() -> None:
         sys.path.insert(0, src)
 
 
+def _postgres_read(name: str) -> Iterator[str]:
+    """The ``/proc/PID/<name>`` file of each running ``postgres`` process of this machine
+    (none where there is no ``/proc``); processes gone meanwhile are skipped."""
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                yield (entry / name).read_text()
+        except OSError:
+            continue  # gone meanwhile
+
+
 def postgres_cpu_s() -> float | None:
     """CPU seconds used so far by this machine's ``postgres`` processes (user + system,
     exited backends included through the postmaster's reaped-children counters), or
@@ -55,16 +68,9 @@ def postgres_cpu_s() -> float | None:
     and it counts everything the cluster does, not only the benchmark's database."""
     total = 0
     found = False
-    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
+    for stat in _postgres_read("stat"):
         found = True
+        fields = stat.rsplit(")", 1)[1].split()
         total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return total / os.sysconf("SC_CLK_TCK") if found else None
 
@@ -74,17 +80,8 @@ def postgres_run_ns() -> int:
     (``/proc/PID/schedstat``, exact where ``/proc/PID/stat`` counts 10 ms ticks), for
     telling what one request cost PostgreSQL. Exited processes do not count: compare
     readings taken while the same connections stay open."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            total += int((entry / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile, or no scheduler statistics
-    return total
+    fields = (schedstat.split() for schedstat in _postgres_read("schedstat"))
+    return sum(int(f[0]) for f in fields if f)  # an empty file: no scheduler statistics
 
 
 def free_port() -> int:

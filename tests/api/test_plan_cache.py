@@ -9,7 +9,6 @@ prepared anew after 16, 32, 64 … executions on each connection (``literals.rep
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import httpx
@@ -64,7 +63,7 @@ async def test_the_match_is_planned_for_the_table_as_it_grows(database_url: str)
             for _ in range(REPLAN_FIRST + 6):
                 found = await client.get('/Users?filter=userName eq "u19999"', headers=headers)
                 assert found.status_code == 200, found.text
-                assert json.loads(found.text)["totalResults"] == 1
+                assert found.json()["totalResults"] == 1
         async with db.read() as conn:
             ((name, sql, generic),) = [
                 (name, sql, generic)

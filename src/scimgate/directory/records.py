@@ -100,15 +100,10 @@ def _search_statements(
 @cache
 def _match_statements(table: Table, column: str, extra: Any = None) -> _Search:
     built = _search_statements(table, [table.c[column] == bindparam("value")], ())
-    if extra is None:
-        return _Search(
-            Prepared(built.first_page, replan=True), Prepared(built.page), Prepared(built.count)
-        )
-    return _Search(
-        Prepared(built.first_page.add_columns(extra), replan=True),
-        Prepared(built.page.add_columns(extra)),
-        Prepared(built.count),
-    )
+    first_page, page = built.first_page, built.page
+    if extra is not None:
+        first_page, page = first_page.add_columns(extra), page.add_columns(extra)
+    return _Search(Prepared(first_page, replan=True), Prepared(page), Prepared(built.count))
 
 
 async def search(

@@ -146,7 +146,7 @@ class Literals:
         each runs before it is prepared anew (-1: never)."""
         self._interval: dict[str, int] = {}
         """Executions from one ``PREPARE`` of a :func:`replan_often` statement to the
-        next (half the first interval before the first ``PREPARE``)."""
+        next (0 until its first ``PREPARE`` has run)."""
 
     @classmethod
     def of(cls, driver: AsyncConnection[Any], *, prepare: bool) -> Literals:
@@ -174,7 +174,7 @@ class Literals:
         if left is None:
             prepares[name] = f"PREPARE {name} AS {dollar}"
             if sql in _REPLANNED:
-                self._interval.setdefault(name, REPLAN_FIRST // 2)  # doubled once prepared
+                self._interval.setdefault(name, 0)
         elif left == 0:
             prepares[name] = f"DEALLOCATE {name};PREPARE {name} AS {dollar}"
         elif left > 0:
@@ -192,7 +192,8 @@ class Literals:
             if interval is None:
                 self._prepared[name] = -1
                 continue
-            interval = self._interval[name] = min(2 * interval, REPLAN_MAX)
+            interval = min(2 * interval, REPLAN_MAX) if interval else REPLAN_FIRST
+            self._interval[name] = interval
             self._prepared[name] = interval - 1
 
     def bind(self, sql: str, args: Mapping[str, Any]) -> str:
