@@ -98,6 +98,29 @@ async def test_a_user_lifecycle_records_its_events(
     assert len({e.id for e in events}) == len(events)
 
 
+async def test_the_events_of_one_request_share_its_instant(
+    server: LiveServer, directory: Directory
+) -> None:
+    """One PATCH adding three members commits three events together: one ``occurred_at``
+    for all of them (the instant of the change), later than the creates before it."""
+    c = directory.client
+    uids = [
+        c.post(directory.url("/Users"), json=_user(f"m{n}-{uuid.uuid4()}@contoso.com")).json()["id"]
+        for n in range(3)
+    ]
+    group = c.post(directory.url("/Groups"), json={"displayName": f"G {uuid.uuid4()}"}).json()
+    add = _patch({"op": "Add", "path": "members", "value": [{"value": u} for u in uids]})
+    assert c.patch(directory.url(f"/Groups/{group['id']}"), json=add).status_code == 204
+    events = await _all_events(server.database_url, at_least=7, directory_id=directory.id)
+    added = [e for e in events if e.type == "group.member_added"]
+    assert sorted(e.data["member"]["id"] for e in added) == sorted(uids)
+    assert len({e.occurred_at for e in added}) == 1
+    assert len({e.id for e in added}) == 3
+    created = [e for e in events if e.type == "user.created"]
+    assert len({e.occurred_at for e in created}) == 3  # one request, one instant each
+    assert max(e.occurred_at for e in created) <= added[0].occurred_at
+
+
 async def test_deleting_a_member_group_leaves_its_parent(
     server: LiveServer, directory: Directory
 ) -> None:

@@ -63,3 +63,18 @@ async def test_a_naive_datetime_is_refused(db: Database) -> None:
             await conn.execute(
                 _INSERT, {**org_row(f"ext-{uuid.uuid4().hex}"), "created_at": datetime(2026, 1, 1)}
             )
+
+
+def test_a_repeated_instant_is_written_alike_and_the_next_one_anew() -> None:
+    """The SQLite writer remembers its last value (a write binds one instant many times):
+    equal instants in other zones, and the instants around them, still get their own text."""
+    from scimgate.store.tables import UTCDateTime
+
+    to_text = UTCDateTime().bind_processor(sqlite.dialect())
+    reference = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    for instant in [*INSTANTS, INSTANTS[0], INSTANTS[0], INSTANTS[4], INSTANTS[1], INSTANTS[4]]:
+        naive = instant.astimezone(UTC).replace(tzinfo=None)
+        assert to_text(instant) == to_text(instant) == reference(naive)
+    assert to_text(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        to_text(datetime(2026, 1, 1))

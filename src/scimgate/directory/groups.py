@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
-    Select,
     String,
     Table,
     and_,
@@ -215,23 +215,24 @@ async def search(
     return await records.search(conn, groups, directory_id, where, order_by, offset, limit)
 
 
-def _lookup(table: Table, *, array: bool = False) -> Select[Any]:
+def _lookup(table: Table, *, array: bool = False) -> Prepared:
     """Rows among ``ids`` with their directory and whether each is already a member.
 
     The directory is checked by the caller, not in SQL: with ``directory_id = ?`` next to
     ``id IN (…)``, SQLite (before ANALYZE) walks the directory's index, every user of a
     100,000-user directory per PATCH, instead of probing the primary key.
 
-    ``array``: ``id = ANY(:ids)`` with one array parameter (PostgreSQL), a statement
-    prepared once and run on the driver; SQLite gets an expanding ``IN`` through
-    SQLAlchemy (where a statement costs no round trip)."""
+    One statement built once, whatever the number of ids: ``id = ANY(:ids)`` with one
+    array parameter on PostgreSQL, ``id IN (SELECT value FROM json_each(:ids))`` with one
+    JSON text on SQLite (an expanding ``IN`` would go through SQLAlchemy's execution
+    path on every PATCH, ~15 % of adding ten members)."""
     present = group_members.alias("present")
-    ids = (
-        table.c.id == any_(bindparam("ids", type_=ARRAY(String)))
-        if array
-        else table.c.id.in_(bindparam("ids", expanding=True))
-    )
-    return (
+    if array:
+        ids = table.c.id == any_(bindparam("ids", type_=ARRAY(String)))
+    else:
+        listed = func.json_each(bindparam("ids", type_=JSON)).table_valued("value")
+        ids = table.c.id.in_(select(listed.c.value).scalar_subquery())
+    return Prepared(
         select(table.c.id, table.c.directory_id, present.c.member_id.is_not(None))
         .outerjoin(
             present,
@@ -241,11 +242,11 @@ def _lookup(table: Table, *, array: bool = False) -> Select[Any]:
     )
 
 
-# Built once; the expanding IN keeps one cached compiled form whatever the chunk size.
+# Built once per backend; each compiles once per dialect.
 _USERS_IN = _lookup(users)
 _GROUPS_IN = _lookup(groups)
-_USERS_ANY = Prepared(_lookup(users, array=True))
-_GROUPS_ANY = Prepared(_lookup(groups, array=True))
+_USERS_ANY = _lookup(users, array=True)
+_GROUPS_ANY = _lookup(groups, array=True)
 
 
 def _lookups(conn: Conn) -> tuple[Any, Any]:

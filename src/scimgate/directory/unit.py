@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from scimgate.directory.tenancy import DirectoryAccess
@@ -30,6 +31,8 @@ class Unit:
     directory_id: str
     access: Callable[[], DirectoryAccess]
     events: list[Event] = field(default_factory=list)
+    _occurred_at: datetime | None = field(default=None, repr=False)
+    """One instant for every event of the unit: they commit together."""
 
     @property
     def organization_id(self) -> str:
@@ -37,6 +40,8 @@ class Unit:
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         directory = self.access()
+        if self._occurred_at is None:
+            self._occurred_at = datetime.now(UTC)
         self.events.append(
             outbox.new_event(
                 type_,
@@ -44,6 +49,7 @@ class Unit:
                 directory.organization_id,
                 data,
                 directory.organization_external_id,
+                self._occurred_at,
             )
         )
 

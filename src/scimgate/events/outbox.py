@@ -62,6 +62,7 @@ def new_event(
     organization_id: str,
     data: dict[str, Any],
     organization_external_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> Event:
     assert type_ in EVENT_TYPES, type_
     return Event(
@@ -69,7 +70,7 @@ def new_event(
         type=type_,
         directory_id=directory_id,
         organization_id=organization_id,
-        occurred_at=datetime.now(UTC),
+        occurred_at=occurred_at or datetime.now(UTC),
         data=data,
         organization_external_id=organization_external_id,
     )
