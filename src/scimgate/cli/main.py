@@ -239,7 +239,7 @@ _SUPERVISOR = (
     "import sys, uvicorn; "
     "uvicorn.run('scimgate.app:create_worker_app', factory=True, host=sys.argv[1], "
     "port=int(sys.argv[2]), workers=int(sys.argv[3]), "
-    f"http={_HTTP_PROTOCOL!r}, access_log=False, log_level='info')"
+    f"http={_HTTP_PROTOCOL!r}, access_log=False, proxy_headers=False, log_level='info')"
 )
 """``serve --workers N`` becomes this: uvicorn's supervisor, importing uvicorn alone
 (``python -m uvicorn`` would do, but its ``--http`` takes no protocol class of ours)."""
@@ -292,6 +292,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             http=_HTTP_PROTOCOL,
             access_log=False,
+            # Every URL scimgate writes comes from its public URL, never from the request:
+            # X-Forwarded-* rewriting would cost each request a middleware for nothing.
+            proxy_headers=False,
             log_level="info",
             log_config=None,  # its messages go through our handler (scimgate.logs)
         )
