@@ -86,9 +86,8 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # On the driver: SQLAlchemy's execution path (``exec_driver_sql``) cost every write
     # 7 µs more for a statement with no parameters and no result. A busy database raises
     # sqlite3's own OperationalError here (see _begin_immediate).
-    conn.connection.driver_connection.execute(
-        "BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN DEFERRED"
-    )
+    driver: Any = conn.connection.driver_connection
+    driver.execute("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN DEFERRED")
 
 
 def configure_sqlite(
