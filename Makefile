@@ -38,6 +38,9 @@ test: $(STAMP) postgres lint typecheck
 # docs/performance.md for the real runs).
 bench-smoke: $(STAMP) postgres
 	$(BIN)/python bench/run.py --size smoke --backend both
+	@if command -v valgrind >/dev/null; then \
+	  $(BIN)/python bench/instructions.py --backend sqlite --size smoke; \
+	else echo "valgrind is not installed: bench/instructions.py not run"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -195,17 +195,25 @@ def _healthy(url: str) -> bool:
 
 @contextlib.contextmanager
 def server(
-    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    wrap: list[str] | None = None,
+    start_timeout_s: float = 60,
 ) -> Iterator[Server]:
     """``scimgate serve --no-demo`` on a free port, until it answers ``/healthz``.
 
     Its output (one JSON access-log line per request, as in production) goes to a file.
+    ``wrap``: a command the server runs under (``valgrind …``), with ``start_timeout_s``
+    to match.
     """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_dir = Path(tempfile.mkdtemp(prefix="scimgate-bench-log-"))
     log_path = log_dir / "server.log"
     command = [
+        *(wrap or []),
         sys.executable,
         "-m",
         "scimgate",
@@ -228,7 +236,7 @@ def server(
         )
         srv = Server(base, database_url, proc, log_path)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + start_timeout_s
             while not _healthy(f"{base}/healthz"):
                 if proc.poll() is not None:
                     raise RuntimeError(f"server exited early:\n{srv.log()}")

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimgate.scim.errors import ScimError, invalid_syntax
-from scimgate.store.jsoncodec import dumps_bytes
+from scimgate.store.jsoncodec import dumps_bytes, loads
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 
@@ -56,7 +56,7 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise invalid_syntax("the request body is empty; a JSON object was expected")
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        return loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise invalid_syntax(f"the request body is not valid JSON: {exc}") from exc
     except ValueError as exc:

@@ -156,6 +156,7 @@ class Database:
                 max_overflow=-1,
                 connect_args={"check_same_thread": False},
                 json_serializer=jsoncodec.dumps,
+                json_deserializer=jsoncodec.loads,
             )
             # Statements run on the event loop: never let one block it for long waiting
             # for another process's write lock; write() retries BEGIN asynchronously.
@@ -185,6 +186,7 @@ class Database:
             # own BEGIN and COMMIT (see PostgresConnection).
             isolation_level="AUTOCOMMIT",
             json_serializer=jsoncodec.dumps,
+            json_deserializer=jsoncodec.loads,
         )
         self._postgres = PostgresLender(
             self.engine,
