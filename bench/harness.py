@@ -155,6 +155,20 @@ def new_directory(database_url: str, public_url: str) -> Directory:
     return Directory(info["id"], info["scim_base_url"], info["token"])
 
 
+def size_args(size: dict[str, int]) -> list[str]:
+    """loadgen's population and concurrency options for one of ``bench/run.py``'s sizes."""
+    return [
+        "--users",
+        str(size["users"]),
+        "--groups",
+        str(size["groups"]),
+        "--members-per-group",
+        str(size["members_per_group"]),
+        "--concurrency",
+        str(size["concurrency"]),
+    ]
+
+
 def loadgen_command(directory: Directory, server_pid: int, *args: str) -> list[str]:
     """``bench/loadgen.py`` against this directory, reporting the server's RSS and CPU."""
     return [
