@@ -305,6 +305,31 @@ def test_patch_members_unknown_user_is_400_and_stores_nothing(directory: Directo
     assert get_resource(directory, f"/Groups/{gid}")["meta"]["version"] == version
 
 
+def test_one_patch_adds_hundreds_of_members_of_both_kinds(directory: Directory) -> None:
+    """More ids than one look-up takes (500), users and a group mixed, one listed twice,
+    and an id no directory has whose text needs escaping (the ids travel as one JSON
+    parameter on SQLite): refused whole, then added whole, then a no-op."""
+    users = [create_user(directory)["id"] for _ in range(505)]
+    child = create_group(directory)["id"]
+    gid = create_group(directory)["id"]
+    odd = "a\"b'c\\d é"
+    wanted = [*users, child, users[0]]
+    response = patch(
+        directory,
+        f"/Groups/{gid}",
+        {"op": "add", "path": "members", "value": [{"value": v} for v in [*wanted, odd]]},
+    )
+    assert repr(odd) in assert_scim_error(response, 400)["detail"]
+    assert member_ids(directory, gid) == set()
+    add = {"op": "add", "path": "members", "value": [{"value": v} for v in wanted]}
+    patch_ok(directory, f"/Groups/{gid}", add)
+    assert member_ids(directory, gid) == {*users, child}
+    version = get_resource(directory, f"/Groups/{gid}")["meta"]["version"]
+    patch_ok(directory, f"/Groups/{gid}", add)
+    assert member_ids(directory, gid) == {*users, child}
+    assert get_resource(directory, f"/Groups/{gid}")["meta"]["version"] == version
+
+
 def test_patch_members_of_another_directory_is_400(
     server: LiveServer, directory: Directory
 ) -> None:
