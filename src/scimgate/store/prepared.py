@@ -70,9 +70,6 @@ class _Compiled:
     names: tuple[str, ...]
     """Bind parameter names, in the order the driver takes them (positional dialects)."""
     positional: bool
-    defaults: Mapping[str, Any]
-    """Values of binds the statement itself fixes (``literal(0)``)."""
-    bind: Mapping[str, Callable[[Any], Any]]
     row: Any
     """A namedtuple class for result rows, or None for statements returning none."""
     results: tuple[Processor, ...]
@@ -83,8 +80,9 @@ class _Compiled:
     """For a plain ``INSERT … VALUES (…)``: the SQL up to ``VALUES`` and the row
     template, so that a batch can be sent as one multi-row statement."""
     slots: tuple[tuple[str, Any, Processor], ...]
-    """``(name, default, bind processor)`` per driver argument, in ``names`` order: one
-    pass per row with nothing else to look up (a batch of ten events binds 60 values)."""
+    """``(name, default, bind processor)`` per driver argument, in ``names`` order (the
+    default: the value of a bind the statement itself fixes, ``literal(0)``): one pass per
+    row with nothing else to look up (a batch of ten events binds 60 values)."""
 
 
 class Prepared:
@@ -158,9 +156,7 @@ class Prepared:
             replan_often(sql)
         reads_only = sql.lstrip()[:6].upper() == "SELECT"
         slots = tuple((name, defaults.get(name), bind.get(name)) for name in names)
-        return _Compiled(
-            sql, names, positional, defaults, bind, row, results, reads_only, _values(sql), slots
-        )
+        return _Compiled(sql, names, positional, row, results, reads_only, _values(sql), slots)
 
     def arguments(self, compiled: _Compiled, params: Any) -> Any:
         """Driver arguments for a parameter dict, or a list of them for executemany."""
