@@ -11,12 +11,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from scimgate.store import simple_query
 from scimgate.store.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get(
@@ -88,3 +90,30 @@ def directory(server: LiveServer) -> Directory:
 
 if TYPE_CHECKING:
     from tests.live import Directory, LiveServer
+
+
+@pytest.fixture()
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL of every message sent (one round trip each: psycopg's async cursors, and
+    ``store/simple_query.py``), but a connection's one-time ``PREPARE`` of a statement
+    (see ``store/literals.py``)."""
+    sent: list[str] = []
+    for cls in (psycopg.AsyncCursor, psycopg.AsyncClientCursor):
+        if "execute" not in vars(cls):
+            continue  # inherited: wrapped once, on its own class
+        original = cls.execute
+
+        async def execute(self: Any, query: Any, *args: Any, _o: Any = original, **kw: Any) -> Any:
+            sent.append(str(query))
+            return await _o(self, query, *args, **kw)
+
+        monkeypatch.setattr(cls, "execute", execute)
+    run = simple_query.run
+
+    async def simple(driver: Any, sql: str, loader: Any) -> Any:
+        if not sql.startswith("PREPARE "):
+            sent.append(sql)
+        return await run(driver, sql, loader)
+
+    monkeypatch.setattr(simple_query, "run", simple)
+    yield sent

@@ -54,6 +54,14 @@ def victim(server: LiveServer) -> Victim:
     )
 
 
+def _remove_one(member_id: str) -> dict[str, Any]:
+    return {"op": "remove", "path": f'members[value eq "{member_id}"]'}
+
+
+def _add_one(member_id: str) -> dict[str, Any]:
+    return {"op": "add", "path": "members", "value": [{"value": member_id}]}
+
+
 def _requests(v: Victim) -> list[tuple[str, str, Any]]:
     """(method, path, JSON body) for every endpoint of the victim's directory."""
     uid, gid = v.user["id"], v.group["id"]
@@ -74,6 +82,8 @@ def _requests(v: Victim) -> list[tuple[str, str, Any]]:
         ("PUT", f"/Groups/{gid}", group_body(displayName="pwned", members=[])),
         ("PATCH", f"/Groups/{gid}", patch),
         ("PATCH", f"/Groups/{gid}", patch_body({"op": "remove", "path": "members"})),
+        ("PATCH", f"/Groups/{gid}", patch_body(_remove_one(uid))),
+        ("PATCH", f"/Groups/{gid}", patch_body(_add_one(uid))),
         ("DELETE", f"/Groups/{gid}", None),
         ("GET", "/ServiceProviderConfig", None),
         ("GET", "/Schemas", None),
@@ -164,6 +174,13 @@ def test_a_directorys_own_url_cannot_address_another_directorys_ids(
         directory.client.put(directory.url(f"/Groups/{gid}"), json=group_body(displayName="pwned")),
         404,
     )
+    # A member change is sent with the group's row lock, before the lock says the group
+    # is not this directory's: it must touch nothing.
+    for operation in (_remove_one(uid), _add_one(uid)):
+        response = directory.client.patch(
+            directory.url(f"/Groups/{gid}"), json=patch_body(operation)
+        )
+        assert_scim_error(response, 404)
     _assert_untouched(victim)
 
 

@@ -447,6 +447,67 @@ def test_if_match(directory: Directory) -> None:
     assert response.status_code == 204
 
 
+def _group_of(directory: Directory, member_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new group with one member: as created, and as read back after the member joined."""
+    group = create_group(directory)
+    add = {"op": "add", "path": "members", "value": [{"value": member_id}]}
+    patch_ok(directory, f"/Groups/{group['id']}", add)
+    return group, get_resource(directory, f"/Groups/{group['id']}")
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "add", "path": "members", "value": [{"value": "NEW"}]},
+        {"op": "remove", "path": 'members[value eq "OLD"]'},
+        {"op": "remove", "path": "members", "value": [{"value": "OLD"}]},
+    ],
+    ids=["add", "remove-by-path", "remove-by-value"],
+)
+def test_a_stale_if_match_on_a_member_patch_changes_nothing(
+    directory: Directory, operation: dict[str, Any]
+) -> None:
+    """The member change is sent with the group's row lock, before the ETag is checked: a
+    412 must roll it back."""
+    old, new = create_user(directory), create_user(directory)
+    group, before = _group_of(directory, old["id"])
+    gid = group["id"]
+    text = json.dumps(operation).replace("NEW", new["id"]).replace("OLD", old["id"])
+    stale = patch(
+        directory,
+        f"/Groups/{gid}",
+        json.loads(text),
+        headers={"If-Match": group["meta"]["version"]},
+    )
+    assert_scim_error(stale, 412)
+    assert get_resource(directory, f"/Groups/{gid}") == before
+    assert member_ids(directory, gid) == {old["id"]}
+
+
+@pytest.mark.parametrize("resource", ["Users", "Groups"])
+def test_a_stale_if_match_on_a_delete_leaves_its_groups_alone(
+    directory: Directory, resource: str
+) -> None:
+    """The groups a deleted member leaves get their new version with the member's row
+    lock, before the ETag is checked: a 412 must roll that back."""
+    member = create_user(directory) if resource == "Users" else create_group(directory)
+    group, before = _group_of(directory, member["id"])
+    gid = group["id"]
+    url = directory.url(f"/{resource}/{member['id']}")
+    patch_ok(
+        directory,
+        f"/{resource}/{member['id']}",
+        {"op": "replace", "path": "externalId", "value": "x"},
+    )
+    stale = directory.client.delete(url, headers={"If-Match": member["meta"]["version"]})
+    assert_scim_error(stale, 412)
+    assert get_resource(directory, f"/Groups/{gid}") == before
+    assert directory.client.get(url).status_code == 200
+    assert directory.client.delete(url).status_code == 204
+    assert member_ids(directory, gid) == set()
+    assert get_resource(directory, f"/Groups/{gid}")["meta"]["version"] != before["meta"]["version"]
+
+
 # -- listing: count, paging, sorting, attributes, .search -----------------------------------------
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from scimgate.store.engine import Database
+from scimgate.store.prepared import Prepared
+from scimgate.store.tables import organizations
+
+from .organization_rows import COLUMNS, org_row
 
 
 @pytest.fixture()
@@ -17,3 +22,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, pool_size=1)
     yield database
     await database.dispose()
+
+
+@pytest.fixture()
+async def keyed(db: Database) -> str:
+    """The external id of a stored organization named "key" (on the module's ``db``)."""
+    external_id = f"key-{uuid.uuid4().hex}"
+    async with db.write() as conn:
+        await conn.execute(
+            Prepared(organizations.insert(), column_keys=COLUMNS), org_row(external_id, "key")
+        )
+    return external_id

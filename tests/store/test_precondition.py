@@ -6,15 +6,13 @@ trip; on SQLite it runs at once. Every test runs on both backends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import BigInteger, Integer, bindparam, func, literal, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 
-from scimgate.store import simple_query
 from scimgate.store.engine import Database
 from scimgate.store.precondition import AssumptionFailed, Precondition, PreconditionPending
 from scimgate.store.prepared import Prepared, Rows
@@ -52,42 +50,6 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
     await database.dispose()
-
-
-@pytest.fixture()
-async def keyed(db: Database) -> str:
-    """The external id of a stored organization named "key"."""
-    external_id = f"key-{uuid.uuid4().hex}"
-    async with db.write() as conn:
-        await conn.execute(_INSERT_NOW, org_row(external_id, "key"))
-    return external_id
-
-
-@pytest.fixture()
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The SQL of every message sent (one round trip each: psycopg's async cursors, and
-    ``store/simple_query.py``), but a connection's one-time ``PREPARE`` of a statement
-    (see ``store/literals.py``)."""
-    sent: list[str] = []
-    for cls in (psycopg.AsyncCursor, psycopg.AsyncClientCursor):
-        if "execute" not in vars(cls):
-            continue  # inherited: wrapped once, on its own class
-        original = cls.execute
-
-        async def execute(self: Any, query: Any, *args: Any, _o: Any = original, **kw: Any) -> Any:
-            sent.append(str(query))
-            return await _o(self, query, *args, **kw)
-
-        monkeypatch.setattr(cls, "execute", execute)
-    run = simple_query.run
-
-    async def simple(driver: Any, sql: str, loader: Any) -> Any:
-        if not sql.startswith("PREPARE "):
-            sent.append(sql)
-        return await run(driver, sql, loader)
-
-    monkeypatch.setattr(simple_query, "run", simple)
-    yield sent
 
 
 async def test_a_passing_check_hands_back_the_read_it_rode_with(

@@ -24,6 +24,7 @@ from scimgate.directory.tenancy import utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
 from scimgate.store.connections import Conn, OnError
+from scimgate.store.follower import Follower
 from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import group_members, groups, users
@@ -154,7 +155,8 @@ _GET_FOR_UPDATE_WITH_GROUPS = Prepared(_SELECT_WITH_GROUPS.with_for_update(of=us
 _DELETE = Prepared(
     delete(users).where(
         users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("id")
-    )
+    ),
+    deferrable=True,  # the caller holds the row lock: nothing to read back
 )
 _GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
 _INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c), deferrable=True)
@@ -238,10 +240,11 @@ async def replace(unit: Unit, current: ResourceRecord, doc: dict[str, Any]) -> R
     return record
 
 
-async def delete_user(unit: Unit, current: ResourceRecord) -> None:
+async def delete_user(unit: Unit, current: ResourceRecord, leaving: Follower | None = None) -> None:
     """Delete a user and (by cascade) its memberships. The groups it left get a new
-    version and a ``group.member_removed`` event each, then ``user.deleted``."""
-    await leave_groups(unit, current.id, "User")
+    version and a ``group.member_removed`` event each, then ``user.deleted``.
+    ``leaving``: its :func:`~scimgate.directory.groups.leave_ahead`, already sent."""
+    await leave_groups(unit, current.id, "User", leaving)
     await unit.conn.execute(_DELETE, {"directory_id": unit.directory_id, "id": current.id})
     unit.emit("user.deleted", {"user": normalized_user(current, unit.organization_id)})
 

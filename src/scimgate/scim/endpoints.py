@@ -33,7 +33,12 @@ from scimgate.scim.http import (
     scim_response,
 )
 from scimgate.scim.params import ListParams, list_params, search_body, selection_params
-from scimgate.scim.patch import apply_user_patch, plan_group_patch
+from scimgate.scim.patch import (
+    GroupPatchPlan,
+    apply_user_patch,
+    member_patch_actions,
+    plan_group_patch,
+)
 from scimgate.scim.payloads import parse_group, parse_user
 from scimgate.scim.render import (
     ENDPOINTS,
@@ -457,9 +462,11 @@ class ScimEndpoints:
     async def delete_user(self, request: Request) -> Response:
         async def work(unit: Unit, caller: Caller) -> Response:
             conn = unit.conn
-            current = await self._user(conn, caller, request.path_params["id"], for_update=True)
+            user_id = request.path_params["id"]
+            leaving = group_repo.leave_ahead(unit, user_id, "User")  # rides with the lock
+            current = await self._user(conn, caller, user_id, for_update=True)
             check_if_match(request, current.etag)
-            await user_repo.delete_user(unit, current)
+            await user_repo.delete_user(unit, current, leaving)
             return Response(status_code=204)
 
         return await self._write(request, work)
@@ -589,18 +596,33 @@ class ScimEndpoints:
             body = parse_json(raw)
             params = selection_params(request.query_params, "Group")
             conn = unit.conn
-            current = await self._group(conn, caller, request.path_params["id"], for_update=True)
+            group_id = request.path_params["id"]
+            # What Entra and Okta send changes members only: its first change can then go
+            # to the database with the group's row lock (one round trip fewer).
+            early = member_patch_actions(body)
+            ahead = None
+            if early:
+                first = early[0]
+                ahead = group_repo.send_ahead(
+                    unit, group_id, first.kind, [m.value for m in first.members]
+                )
+            current = await self._group(conn, caller, group_id, for_update=True)
             check_if_match(request, current.etag)
-            plan = plan_group_patch(current.doc, body, current.id)
+            if early is not None:
+                plan = GroupPatchPlan(current.doc, early)
+            else:
+                plan = plan_group_patch(current.doc, body, current.id)
             changed = plan.doc != current.doc
-            for action in plan.member_actions:
+            for index, action in enumerate(plan.member_actions):
                 ids = [m.value for m in action.members]
                 given = {m.value: m.display for m in action.members}
+                sent = ahead if index == 0 else None
                 if action.kind == "add":
-                    done = await group_repo.add_members(unit, current, given)
+                    done = await group_repo.add_members(unit, current, given, sent)
                     changed = changed or bool(done)
                 elif action.kind == "remove":
-                    changed = bool(await group_repo.remove_members(unit, current, ids)) or changed
+                    removed = await group_repo.remove_members(unit, current, ids, sent)
+                    changed = bool(removed) or changed
                 elif action.kind == "clear":
                     changed = bool(await group_repo.clear_members(unit, current)) or changed
                 else:
@@ -622,9 +644,11 @@ class ScimEndpoints:
     async def delete_group(self, request: Request) -> Response:
         async def work(unit: Unit, caller: Caller) -> Response:
             conn = unit.conn
-            current = await self._group(conn, caller, request.path_params["id"], for_update=True)
+            group_id = request.path_params["id"]
+            leaving = group_repo.leave_ahead(unit, group_id, "Group")  # rides with the lock
+            current = await self._group(conn, caller, group_id, for_update=True)
             check_if_match(request, current.etag)
-            await group_repo.delete_group(unit, current)
+            await group_repo.delete_group(unit, current, leaving)
             return Response(status_code=204)
 
         return await self._write(request, work)

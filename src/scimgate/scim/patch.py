@@ -420,6 +420,18 @@ def plan_group_patch(
     return _general_group_patch(doc, body, resource_id)
 
 
+def member_patch_actions(body: Any) -> tuple[MemberAction, ...] | None:
+    """The member actions of a PATCH that changes only members, planned before the group
+    is read (its document plays no part): the store can then send the first change with
+    the group's row lock. None when the PATCH changes anything else or is not valid:
+    :func:`plan_group_patch`, after the group's checks, plans it and says what is wrong."""
+    try:
+        actions = _member_plan(_operations(body))
+    except ScimError:
+        return None
+    return None if actions is None else tuple(actions)
+
+
 def _member_plan(ops: list[_Operation]) -> list[MemberAction] | None:
     """The member actions of a PATCH that only changes members (what Entra and Okta send
     but for a rename), without the model: the document stays as it is. None when an

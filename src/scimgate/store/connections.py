@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.store import simple_query
+from scimgate.store.follower import Follower
 from scimgate.store.literals import LOST_SQLSTATES, Literals, lost
 from scimgate.store.precondition import AssumptionFailed, Precondition
 from scimgate.store.prepared import Prepared, Rows, translate
@@ -71,6 +72,14 @@ class Conn(Protocol):
 
     async def resolve(self) -> None:
         """Run the preconditions still waiting for a statement to ride with."""
+        ...
+
+    def follow(self, statement: Prepared, parameters: Any) -> Follower:
+        """Send ``statement`` right after the next statement that returns rows, in the same
+        message, and keep its rows for ``await follower.rows()`` (see
+        :mod:`scimgate.store.follower`); where nothing carried it, it runs there. Await
+        them before running anything that changes what it reads. A write follows only
+        inside a transaction and never behind an unchecked precondition."""
         ...
 
 
@@ -147,6 +156,20 @@ class InlineConnection:
     async def resolve(self) -> None:
         return None
 
+    def follow(self, statement: Prepared, parameters: Any) -> Follower:
+        # Nothing to save here: it runs when its rows are asked for.
+        _check_followable(statement.compiled(self._dialect), parameters)
+        return Follower(statement, parameters, self._run_follower)
+
+    async def _run_follower(self, follower: Follower) -> Rows:
+        rows: Rows = await self.execute(follower.statement, follower.parameters)
+        return rows
+
+
+def _check_followable(compiled: Any, parameters: Any) -> None:
+    if compiled.row is None or isinstance(parameters, list):
+        raise ValueError("a follower is one statement that returns rows")
+
 
 def _mapped(error: Exception, handlers: Sequence[OnError | None]) -> Exception:
     for handler in handlers:
@@ -179,6 +202,9 @@ class PostgresConnection:
     an earlier request) is checked by the database itself, so it goes in front of
     whatever is sent next, ``COMMIT`` included: a write such as ``POST /Users`` is then
     one round trip.
+
+    A follower (:meth:`follow`: a member PATCH's look-up or removal behind the group's
+    row lock) goes right after the next statement that returns rows, in its message.
     """
 
     def __init__(self, conn: AsyncConnection, *, prepare: bool = True) -> None:
@@ -198,6 +224,7 @@ class PostgresConnection:
         self._confirming: list[Precondition[Any]] = []
         self._preceding: list[tuple[Any, Any, Precondition[Any]]] = []
         self._assumed: list[tuple[Any, Any, Precondition[Any]]] = []
+        self._following: list[tuple[Any, Any, Follower]] = []
 
     @property
     def dialect(self) -> Any:
@@ -244,6 +271,7 @@ class PostgresConnection:
             return False
         self._preceding.clear()  # a read unit that ended early: nothing was sent
         self._assumed.clear()
+        self._following.clear()
         if self._conn.in_transaction():
             await self._conn.rollback()
         return True
@@ -253,6 +281,7 @@ class PostgresConnection:
         self._deferred.clear()
         self._preceding.clear()
         self._assumed.clear()
+        self._following.clear()
 
     def _pending(self, prepares: dict[str, str]) -> tuple[list[str], list[tuple[int, Any, Any]]]:
         """What waits to be sent before the next statement, as SQL text (``BEGIN``, the
@@ -302,9 +331,9 @@ class PostgresConnection:
         )
 
     @staticmethod
-    async def _settle(cursor: Any, checks: list[tuple[int, Any, Any]]) -> None:
+    async def _settle(cursor: Any, checks: list[tuple[int, Any, Any]], stop: int) -> None:
         """Run the preconditions' checks on their results, in order, then move the
-        cursor to the last result (the statement they rode with)."""
+        cursor to result ``stop`` (the statement they rode with)."""
         at = 0
         for index, compiled, condition in checks:
             while at < index:
@@ -312,8 +341,9 @@ class PostgresConnection:
                 at += 1
             raw = await cursor.fetchall()
             condition.settle(Prepared.rows(compiled, raw, cursor.rowcount))
-        while cursor.nextset():
-            pass
+        while at < stop:
+            cursor.nextset()
+            at += 1
 
     async def _queue_pending(self, driver: Any) -> None:
         """Queue what is pending in the current pipeline (for long batches)."""
@@ -337,7 +367,8 @@ class PostgresConnection:
         one simple-query message, parameters written in as literals and hot statements as
         ``EXECUTE`` of prepared ones (``store/literals.py``; psycopg's async pipeline
         polls a writable socket until the answer arrives, ~100 µs of CPU per use); longer
-        batches in a pipeline. Returns the cursor, on the last result."""
+        batches in a pipeline (``tail`` then has one statement). Returns the cursor, on
+        the result of ``tail``'s first statement."""
         self._confirming = []
         try:
             cursor = await self._send_pending(driver, tail)
@@ -375,7 +406,7 @@ class PostgresConnection:
                 for sql, args in tail:
                     await self._run(cursor, sql, args)
             return cursor
-        if not (
+        if len(tail) <= 1 and not (
             self._begin_pending
             or self._deferred
             or self._preceding
@@ -398,7 +429,7 @@ class PostgresConnection:
             await simple_query.run(driver, ";".join(prepares.values()), self._loader)
             self._literals.prepared(prepares)
         results = await simple_query.run(driver, ";".join(parts), self._loader)
-        await self._settle(results, checks)
+        await self._settle(results, checks, len(parts) - len(tail))
         return results
 
     async def precede(
@@ -416,6 +447,36 @@ class PostgresConnection:
         check them."""
         if self._preceding or self._assumed:
             await self._flush()
+
+    def follow(self, statement: Prepared, parameters: Any) -> Follower:
+        compiled = statement.compiled(self._conn.dialect)
+        _check_followable(compiled, parameters)
+        args = statement.arguments(compiled, parameters)
+        follower = Follower(statement, parameters, self._run_follower)
+        self._following.append((compiled, args, follower))
+        return follower
+
+    async def _run_follower(self, follower: Follower) -> Rows:
+        """A follower no statement carried, on its own (it no longer waits for one)."""
+        self._following = [f for f in self._following if f[2] is not follower]
+        rows: Rows = await self.execute(follower.statement, follower.parameters)
+        return rows
+
+    def _riders(self) -> list[tuple[Any, Any, Follower]]:
+        """The followers the statement about to be sent takes along (they stop waiting):
+        reads, and writes inside a transaction once no precondition is left unchecked
+        (a failed check then rolls them back), as many as the message holds."""
+        room = _BATCH_MAX - 1 - self._pending_count()
+        may_write = self._in_transaction and not self._preceding
+        riders, waiting = [], []
+        for entry in self._following:
+            if room > 0 and (entry[0].reads_only or may_write):
+                riders.append(entry)
+                room -= 1
+            else:
+                waiting.append(entry)
+        self._following = waiting
+        return riders
 
     async def _flush(self) -> None:
         """Everything pending (``BEGIN``, assumptions, preconditions, deferred statements)
@@ -469,12 +530,22 @@ class PostgresConnection:
                 self._deferred.append((compiled, [args], on_error))
                 return Prepared.rows(compiled, [], -1)
         handlers.append(on_error)
+        riders = (
+            self._riders()
+            if self._following and compiled.row is not None and not isinstance(args, list)
+            else ()
+        )
+        tail = [(compiled.sql, args), *((c.sql, a) for c, a, _ in riders)]
         try:
-            cursor = await self._round_trip(driver, [(compiled.sql, args)])
+            cursor = await self._round_trip(driver, tail)
             raw = await cursor.fetchall() if compiled.row is not None else []
+            rows = Prepared.rows(compiled, raw, cursor.rowcount)
+            for rider, _, follower in riders:
+                cursor.nextset()
+                follower.settle(Prepared.rows(rider, await cursor.fetchall(), cursor.rowcount))
         except dialect.loaded_dbapi.Error as exc:
             raise _mapped(translate(exc, compiled, args, dialect), handlers) from exc
-        return Prepared.rows(compiled, raw, cursor.rowcount)
+        return rows
 
     def _error(self, sql: str, exc: Exception) -> Exception:
         dialect = self._conn.dialect

@@ -1,0 +1,55 @@
+"""A statement sent right after the next one, in the same message.
+
+A member PATCH locks its group (``SELECT … FOR UPDATE``), then looks up the members it
+adds, or deletes the one it removes: on PostgreSQL two round trips before ``COMMIT``, the
+group's row lock held across both. The second statement does not depend on the first's
+rows, only on running after it: :meth:`~scimgate.store.connections.Conn.follow` lets the
+connection send it in the lock's message. Under READ COMMITTED each statement of a
+message reads a snapshot taken when it starts, so a follower of a lock that had to wait
+sees what the lock's previous holder committed, as a statement sent later would.
+
+Its rows are kept for :meth:`Follower.rows`; a follower no statement carried (SQLite, a
+full message, a write behind an unchecked precondition) runs there instead. A follower's
+error surfaces at the statement it rode with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scimgate.store.prepared import Prepared, Rows
+
+
+class Follower:
+    """A statement waiting to follow the next one; :meth:`rows` gives its rows."""
+
+    __slots__ = ("_rows", "_run", "parameters", "statement")
+
+    def __init__(
+        self,
+        statement: Prepared,
+        parameters: Any,
+        run: Callable[[Follower], Awaitable[Rows]],
+    ) -> None:
+        """``run``: the connection's way to run it on its own (no statement carried it)."""
+        self.statement = statement
+        self.parameters = parameters
+        self._run = run
+        self._rows: Rows | None = None
+
+    @property
+    def sent(self) -> bool:
+        """Whether a statement carried it (its rows are here)."""
+        return self._rows is not None
+
+    def settle(self, rows: Rows) -> None:
+        """Its rows, from the message that carried it (called by the connection)."""
+        self._rows = rows
+
+    async def rows(self) -> Rows:
+        """Its rows: those of the message that carried it, or of running it now."""
+        if self._rows is None:
+            self._rows = await self._run(self)
+        return self._rows
