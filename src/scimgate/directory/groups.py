@@ -94,7 +94,8 @@ _SELECT = select(*_RECORD_COLUMNS).where(
 )
 _GET = Prepared(_SELECT)
 _GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
-_INSERT = Prepared(groups.insert(), column_keys=tuple(c.name for c in groups.c))
+# No unique key to clash with: a create's INSERT can ride with COMMIT (one round trip).
+_INSERT = Prepared(groups.insert(), column_keys=tuple(c.name for c in groups.c), deferrable=True)
 _TOUCH_STATEMENT = (
     update(groups)
     .where(groups.c.id == bindparam("b_id"))
