@@ -310,7 +310,7 @@ def send_ahead(unit: Unit, group_id: str, kind: str, member_ids: Sequence[str]) 
         params: dict[str, Any] = {"group_id": group_id, "ids": list(unique)}
         return Ahead(kind, unique, unit.conn.follow(users_in, params))
     if kind == "remove" and len(unique) == 1:
-        params = {"group_id": group_id, "member_id": unique[0], "directory_id": unit.directory_id}
+        params = _remove_one(group_id, unique[0], unit.directory_id)
         return Ahead(kind, unique, unit.conn.follow(_REMOVE_ONE, params))
     return None
 
@@ -416,6 +416,10 @@ _REMOVE_ONE = Prepared(
 """What IdPs send most: one member removed per PATCH."""
 
 
+def _remove_one(group_id: str, member_id: str, directory_id: str) -> dict[str, str]:
+    return {"group_id": group_id, "member_id": member_id, "directory_id": directory_id}
+
+
 async def remove_members(
     unit: Unit, group: ResourceRecord, member_ids: Sequence[str], ahead: Ahead | None = None
 ) -> list[str]:
@@ -427,7 +431,7 @@ async def remove_members(
     if sent is not None:
         removed.extend((r.member_id, r.user_id) for r in await sent.rows())
     elif len(unique) == 1:
-        params = {"group_id": group.id, "member_id": unique[0], "directory_id": group.directory_id}
+        params = _remove_one(group.id, unique[0], group.directory_id)
         removed.extend(
             (r.member_id, r.user_id) for r in await unit.conn.execute(_REMOVE_ONE, params)
         )

@@ -41,7 +41,7 @@ class Follower:
 
     @property
     def sent(self) -> bool:
-        """Whether a statement carried it (its rows are here)."""
+        """Whether its rows are here (a statement carried it, or it ran on its own)."""
         return self._rows is not None
 
     def settle(self, rows: Rows) -> None:
