@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from scimgate.store.engine import Database
 from scimgate.store.prepared import Prepared, Rows
@@ -182,3 +182,106 @@ async def test_followers_fill_a_message_and_the_rest_wait(
     if db.dialect == "postgresql":
         # the read with five followers; the sixth, asked for, with the last two
         assert len(round_trips) == 2, round_trips
+
+
+# -- a finisher (``conn.finish``): the unit's last write, sent with COMMIT -----------------
+
+
+async def test_a_finisher_commits_the_unit_in_the_locks_message(
+    db: Database, keyed: str, round_trips: list[str]
+) -> None:
+    round_trips.clear()
+    async with db.write() as conn:
+        finisher = conn.finish(_RENAME, {"external_id": keyed, "new_name": "finished"})
+        locked = await conn.execute(_LOCK, {"external_id": keyed})
+        assert [r.name for r in locked] == ["key"]
+        rows = finisher.rows()
+        if db.dialect == "postgresql":
+            assert rows is not None and [r.name for r in rows] == ["finished"]
+            with pytest.raises(RuntimeError, match="committed"):
+                await conn.execute(_NAME, {"external_id": keyed})  # nothing after it
+        else:
+            assert rows is None  # never sent: the caller makes the change itself
+    if db.dialect == "postgresql":
+        assert len(round_trips) == 1, round_trips  # BEGIN, lock, finisher, COMMIT
+        assert round_trips[0].rstrip().endswith("COMMIT")
+        assert await _name(db, keyed) == "finished"
+    else:
+        assert await _name(db, keyed) == "key"
+
+
+async def test_a_finisher_stays_committed_whatever_the_unit_raises_after(
+    db: Database, keyed: str, round_trips: list[str]
+) -> None:
+    """Once sent, its change is committed: the unit's rollback then sends nothing."""
+    round_trips.clear()
+    with pytest.raises(Refused):
+        async with db.write() as conn:
+            finisher = conn.finish(_RENAME, {"external_id": keyed, "new_name": "kept"})
+            await conn.execute(_LOCK, {"external_id": keyed})
+            raise Refused("after the commit")
+    if db.dialect == "postgresql":
+        assert finisher.rows() is not None
+        assert len(round_trips) == 1, round_trips  # no ROLLBACK
+        assert await _name(db, keyed) == "kept"
+    async with db.write() as conn:  # the connection serves the next unit as usual
+        await conn.execute(_RENAME, {"external_id": keyed, "new_name": "next"})
+    assert await _name(db, keyed) == "next"
+
+
+async def test_a_finishers_error_rolls_everything_back(db: Database, keyed: str) -> None:
+    """The lock, the write before it and the finisher: all or nothing (on SQLite it is
+    never sent, and the unit's rollback undoes the write)."""
+    failing = Prepared(
+        update(organizations)
+        .where(_KEY)
+        .values(name=bindparam("new_name"))
+        .returning(func.length(organizations.c.name) / 0)  # fails once the row is updated
+    )
+    with pytest.raises(Exception, match="division by zero"):
+        async with db.write() as conn:
+            await conn.execute(_RENAME, {"external_id": keyed, "new_name": "earlier"})
+            conn.finish(failing, {"external_id": keyed, "new_name": "failed"})
+            await conn.execute(_LOCK, {"external_id": keyed})
+            if db.dialect != "postgresql":
+                raise Exception("division by zero")  # not sent here: the caller gives up
+    assert await _name(db, keyed) == "key"
+
+
+async def test_a_finisher_never_rides_behind_an_unchecked_precondition(
+    db: Database, keyed: str, round_trips: list[str]
+) -> None:
+    round_trips.clear()
+    async with db.write() as conn:
+        await conn.precede(_NAME, {"external_id": keyed}, lambda rows: rows.first())
+        finisher = conn.finish(_RENAME, {"external_id": keyed, "new_name": "too early"})
+        await conn.execute(_LOCK, {"external_id": keyed})
+        assert finisher.rows() is None
+        await conn.execute(_LOCK, {"external_id": keyed})  # it rides now or never
+        assert finisher.rows() is None
+    assert not any("'too early'" in sql for sql in round_trips), round_trips
+    assert await _name(db, keyed) == "key"
+
+
+async def test_a_finisher_never_rides_outside_a_transaction(
+    db: Database, keyed: str, round_trips: list[str]
+) -> None:
+    round_trips.clear()
+    async with db.read() as conn:
+        finisher = conn.finish(_RENAME, {"external_id": keyed, "new_name": "unasked"})
+        await conn.execute(_NAME, {"external_id": keyed})
+        assert finisher.rows() is None
+    assert not any("'unasked'" in sql for sql in round_trips), round_trips
+    assert await _name(db, keyed) == "key"
+
+
+async def test_a_finisher_without_room_in_the_message_is_not_sent(db: Database, keyed: str) -> None:
+    async with db.write() as conn:
+        followers = [conn.follow(_NAME, {"external_id": keyed}) for _ in range(5)]
+        finisher = conn.finish(_RENAME, {"external_id": keyed, "new_name": "no room"})
+        await conn.execute(_LOCK, {"external_id": keyed})
+        for follower in followers:
+            assert [r.name for r in await follower.rows()] == ["key"]
+        assert finisher.rows() is None
+        await conn.execute(_RENAME, {"external_id": keyed, "new_name": "ordinary"})
+    assert await _name(db, keyed) == "ordinary"

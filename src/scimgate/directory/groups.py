@@ -18,25 +18,29 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    column,
     delete,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Boolean, Integer
 
 from scimgate.directory import records
 from scimgate.directory.keys import fold
 from scimgate.directory.normalized import changed_attributes, normalized_group
 from scimgate.directory.records import Page, ResourceRecord
 from scimgate.directory.tenancy import utcnow
-from scimgate.directory.unit import Unit
+from scimgate.directory.unit import Declined, Unit
 from scimgate.errors import InvalidInput
+from scimgate.events.outbox import new_event_id
 from scimgate.store.connections import Conn
-from scimgate.store.follower import Follower
+from scimgate.store.follower import Finisher, Follower
 from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared
-from scimgate.store.tables import group_members, groups, users
+from scimgate.store.tables import UTCDateTime, group_members, groups, users
 
 CHUNK = 500
 """Ids per IN-list: well under both backends' parameter limits."""
@@ -400,6 +404,123 @@ async def add_members(
     added = [(row["member_id"], row["user_id"]) for row in rows]
     _member_events(unit, "group.member_added", group, added)
     return [member_id for member_id, _ in added]
+
+
+_ADD_USERS_AND_COMMIT = Prepared(
+    text(
+        """
+WITH g AS (
+  SELECT id, display_name FROM groups
+  WHERE id = :group_id AND directory_id = :directory_id
+), wanted AS (
+  SELECT w.id, w.display, w.event_id, w.ord
+  FROM unnest(CAST(:ids AS TEXT[]), CAST(:displays AS TEXT[]), CAST(:event_ids AS TEXT[]))
+       WITH ORDINALITY AS w(id, display, event_id, ord)
+  JOIN users u ON u.id = w.id AND u.directory_id = :directory_id
+), checked AS (
+  SELECT EXISTS (SELECT 1 FROM g)
+     AND (SELECT count(*) FROM wanted) = cardinality(CAST(:ids AS TEXT[])) AS ok
+), added AS (
+  INSERT INTO group_members
+    (group_id, member_id, directory_id, user_id, member_group_id, display, created_at)
+  SELECT CAST(:group_id AS VARCHAR), w.id, CAST(:directory_id AS VARCHAR), w.id, NULL,
+         w.display, :now
+  FROM wanted w WHERE (SELECT ok FROM checked) ORDER BY w.ord
+  ON CONFLICT DO NOTHING
+  RETURNING member_id
+), recorded AS (
+  INSERT INTO events (id, txid, type, directory_id, organization_id, occurred_at, data)
+  SELECT w.event_id, CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT),
+         'group.member_added', CAST(:directory_id AS VARCHAR),
+         CAST(:organization_id AS VARCHAR), :now,
+         jsonb_build_object(
+           'group', jsonb_build_object('id', g.id, 'display_name', g.display_name),
+           'member', jsonb_build_object('id', w.id, 'type', 'User'))
+  FROM wanted w JOIN added a ON a.member_id = w.id CROSS JOIN g ORDER BY w.ord
+), touched AS (
+  UPDATE groups SET version = version + 1, updated_at = :now
+  WHERE id = :group_id AND directory_id = :directory_id AND EXISTS (SELECT 1 FROM added)
+  RETURNING version
+)
+SELECT (SELECT ok FROM checked) AS ok,
+       ARRAY(SELECT member_id FROM added) AS added,
+       (SELECT version FROM touched) AS version
+"""
+    )
+    .bindparams(
+        bindparam("ids", type_=ARRAY(String)),
+        bindparam("displays", type_=ARRAY(String)),
+        bindparam("event_ids", type_=ARRAY(String)),
+        bindparam("now", type_=UTCDateTime()),
+    )
+    .columns(column("ok", Boolean), column("added", ARRAY(String)), column("version", Integer))
+)
+"""A whole member PATCH adding users, for :func:`finish_adding`: the memberships, their
+``group.member_added`` events (data as :func:`_member_events` writes it) and the group's
+version bump, each conditioned on the group being there and every id being a user of the
+directory (``ok``); nothing changes otherwise. Ids already members are skipped."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A member PATCH sent whole, with the group's row lock and ``COMMIT`` (see
+    :func:`finish_adding`)."""
+
+    finisher: Finisher
+    event_ids: dict[str, str]
+    """Member id → the id its ``group.member_added`` event gets."""
+
+
+def finish_adding(unit: Unit, group_id: str, members: Mapping[str, str | None]) -> Finish | None:
+    """Before the group's row lock is taken: have the whole of adding ``members`` (ids of
+    users, as IdPs send them) follow the lock with ``COMMIT``, so that the PATCH is one
+    round trip on PostgreSQL (:meth:`Conn.finish`). Give the result to :func:`finished`
+    once the lock returned. None where it does not apply (SQLite, too many ids); the
+    directory's owner must be known (an assumed authentication)."""
+    if unit.conn.dialect.name != "postgresql" or not 0 < len(members) <= CHUNK:
+        return None
+    event_ids = {member_id: new_event_id() for member_id in members}
+    params = {
+        "group_id": group_id,
+        "directory_id": unit.directory_id,
+        "organization_id": unit.organization_id,
+        "ids": list(members),
+        "displays": list(members.values()),
+        "event_ids": list(event_ids.values()),
+        "now": unit.occurred_at,
+    }
+    return Finish(unit.conn.finish(_ADD_USERS_AND_COMMIT, params), event_ids)
+
+
+def finished(unit: Unit, group: ResourceRecord, finish: Finish) -> ResourceRecord | None:
+    """After the lock of ``group``: the group as the committed change left it, its events
+    recorded in ``unit``; None if the change was not sent (make it the ordinary way).
+    Raises :class:`Declined` if it changed nothing because an id is not a user of the
+    directory: the ordinary way then adds a group or refuses an unknown id."""
+    rows = finish.finisher.rows()
+    if rows is None:
+        return None
+    ok, added, version = rows.first()
+    if not ok:
+        raise Declined("members: not every id is a user of this directory")
+    if not added:
+        return group
+    ref = {"id": group.id, "display_name": group.doc.get("displayName")}
+    inserted = set(added)
+    unit.recorded(
+        [
+            unit.event(
+                "group.member_added",
+                {"group": ref, "member": {"id": member_id, "type": "User"}},
+                event_id,
+            )
+            for member_id, event_id in finish.event_ids.items()  # the PATCH's order
+            if member_id in inserted
+        ]
+    )
+    return ResourceRecord(
+        group.id, group.directory_id, group.doc, version, group.created_at, unit.occurred_at
+    )
 
 
 _REMOVE_ONE = Prepared(

@@ -38,20 +38,43 @@ class Unit:
     def organization_id(self) -> str:
         return self.access().organization_id
 
-    def emit(self, type_: str, data: dict[str, Any]) -> None:
-        directory = self.access()
+    written: int = 0
+    """How many of ``events`` the database holds already (a finisher wrote them)."""
+
+    @property
+    def occurred_at(self) -> datetime:
+        """The instant of the unit's events (fixed on first use)."""
         if self._occurred_at is None:
             self._occurred_at = datetime.now(UTC)
-        self.events.append(
-            outbox.new_event(
-                type_,
-                self.directory_id,
-                directory.organization_id,
-                data,
-                directory.organization_external_id,
-                self._occurred_at,
-            )
+        return self._occurred_at
+
+    def event(self, type_: str, data: dict[str, Any], event_id: str | None = None) -> Event:
+        """One event of this unit, not recorded yet."""
+        directory = self.access()
+        return outbox.new_event(
+            type_,
+            self.directory_id,
+            directory.organization_id,
+            data,
+            directory.organization_external_id,
+            self.occurred_at,
+            event_id,
         )
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        self.events.append(self.event(type_, data))
+
+    def recorded(self, written: list[Event]) -> None:
+        """Events a statement of the unit inserted itself: published after the commit,
+        not inserted again."""
+        assert self.written == len(self.events), "events recorded after unwritten ones"
+        self.events.extend(written)
+        self.written = len(self.events)
+
+
+class Declined(Exception):
+    """A unit's one-round-trip form met a case it leaves to the ordinary one (a member
+    that is not a user, say): it changed nothing. Run the unit again the ordinary way."""
 
 
 async def run_unit(
@@ -68,7 +91,7 @@ async def run_unit(
     async def attempt(conn: Conn) -> tuple[T, list[Event]]:
         unit = await open_unit(conn)
         result = await work(unit)
-        await outbox.write(conn, unit.events)
+        await outbox.write(conn, unit.events[unit.written :])
         return result, unit.events
 
     result, events = await db.transact(attempt)

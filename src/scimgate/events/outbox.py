@@ -56,6 +56,11 @@ class Event:
         }
 
 
+def new_event_id() -> str:
+    """A new event id: time-ordered, so the unique index on it grows at one end."""
+    return f"evt_{uuid7().hex}"
+
+
 def new_event(
     type_: str,
     directory_id: str,
@@ -63,10 +68,12 @@ def new_event(
     data: dict[str, Any],
     organization_external_id: str | None = None,
     occurred_at: datetime | None = None,
+    event_id: str | None = None,
 ) -> Event:
+    """``event_id``: one made beforehand with :func:`new_event_id` (by default, a new one)."""
     assert type_ in EVENT_TYPES, type_
     return Event(
-        id=f"evt_{uuid7().hex}",
+        id=event_id or new_event_id(),
         type=type_,
         directory_id=directory_id,
         organization_id=organization_id,

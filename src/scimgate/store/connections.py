@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.store import simple_query
-from scimgate.store.follower import Follower
+from scimgate.store.follower import Finisher, Follower
 from scimgate.store.literals import LOST_SQLSTATES, Literals, lost
 from scimgate.store.precondition import AssumptionFailed, Precondition
 from scimgate.store.prepared import Prepared, Rows, translate
@@ -80,6 +80,16 @@ class Conn(Protocol):
         :mod:`scimgate.store.follower`); where nothing carried it, it runs there. Await
         them before running anything that changes what it reads. A write follows only
         inside a transaction and never behind an unchecked precondition."""
+        ...
+
+    def finish(self, statement: Prepared, parameters: Any) -> Finisher:
+        """Send ``statement`` and then ``COMMIT`` right after the next statement that
+        returns rows, in the same message; the transaction ends there (see
+        :class:`~scimgate.store.follower.Finisher`). Only on PostgreSQL, inside a
+        transaction and with no precondition unchecked: otherwise it is not sent at all and
+        ``rows()`` is None. The caller runs nothing on the connection after it was sent,
+        and gives it only a statement that changes nothing unless every condition of the
+        change holds (the carrying statement's rows are read only after the commit)."""
         ...
 
 
@@ -165,6 +175,9 @@ class InlineConnection:
         rows: Rows = await self.execute(follower.statement, follower.parameters)
         return rows
 
+    def finish(self, statement: Prepared, parameters: Any) -> Finisher:
+        return Finisher(statement, parameters)  # never sent: no round trip to save here
+
 
 def _check_followable(compiled: Any, parameters: Any) -> None:
     if compiled.row is None or isinstance(parameters, list):
@@ -204,7 +217,9 @@ class PostgresConnection:
     one round trip.
 
     A follower (:meth:`follow`: a member PATCH's look-up or removal behind the group's
-    row lock) goes right after the next statement that returns rows, in its message.
+    row lock) goes right after the next statement that returns rows, in its message. A
+    finisher (:meth:`finish`: the whole of adding users to a group) goes there too, last,
+    with ``COMMIT``: the unit is then one round trip, and nothing more may run in it.
     """
 
     def __init__(self, conn: AsyncConnection, *, prepare: bool = True) -> None:
@@ -225,6 +240,9 @@ class PostgresConnection:
         self._preceding: list[tuple[Any, Any, Precondition[Any]]] = []
         self._assumed: list[tuple[Any, Any, Precondition[Any]]] = []
         self._following: list[tuple[Any, Any, Follower]] = []
+        self._finishing: tuple[Any, Any, Finisher] | None = None
+        self._finished = False
+        """A finisher committed the transaction: nothing more may run in it."""
 
     @property
     def dialect(self) -> Any:
@@ -240,8 +258,12 @@ class PostgresConnection:
 
     async def begin(self) -> None:
         self._in_transaction = self._begin_pending = True
+        self._finished = False
 
     async def commit(self) -> None:
+        if self._finished:
+            self._reset()  # COMMIT went with the finisher
+            return
         if self._preceding:
             await self.resolve()  # never COMMIT in the message of an unchecked precondition
         if self._begin_pending and not (self._deferred or self._assumed):
@@ -251,7 +273,7 @@ class PostgresConnection:
         self._reset()
 
     async def rollback(self) -> None:
-        begun = not self._begin_pending
+        begun = not (self._begin_pending or self._finished)
         self._reset()
         if begun:
             await self._send("ROLLBACK")  # _reset() left nothing pending
@@ -272,16 +294,18 @@ class PostgresConnection:
         self._preceding.clear()  # a read unit that ended early: nothing was sent
         self._assumed.clear()
         self._following.clear()
+        self._finishing = None
         if self._conn.in_transaction():
             await self._conn.rollback()
         return True
 
     def _reset(self) -> None:
-        self._in_transaction = self._begin_pending = False
+        self._in_transaction = self._begin_pending = self._finished = False
         self._deferred.clear()
         self._preceding.clear()
         self._assumed.clear()
         self._following.clear()
+        self._finishing = None
 
     def _pending(self, prepares: dict[str, str]) -> tuple[list[str], list[tuple[int, Any, Any]]]:
         """What waits to be sent before the next statement, as SQL text (``BEGIN``, the
@@ -478,6 +502,25 @@ class PostgresConnection:
         self._following = waiting
         return riders
 
+    def finish(self, statement: Prepared, parameters: Any) -> Finisher:
+        compiled = statement.compiled(self._conn.dialect)
+        _check_followable(compiled, parameters)
+        finisher = Finisher(statement, parameters)
+        if self._in_transaction and self._finishing is None:
+            self._finishing = (compiled, statement.arguments(compiled, parameters), finisher)
+        return finisher
+
+    def _finisher(self, riders: int) -> tuple[Any, Any, Finisher] | None:
+        """The finisher the statement about to be sent takes along, with ``riders``
+        followers: only if no precondition is left unchecked and the message has room
+        for it and ``COMMIT``. Either way it stops waiting: it rides now or never."""
+        finishing, self._finishing = self._finishing, None
+        if finishing is None or self._preceding:
+            return None
+        if self._pending_count() + 1 + riders + 2 > _BATCH_MAX:
+            return None
+        return finishing
+
     async def _flush(self) -> None:
         """Everything pending (``BEGIN``, assumptions, preconditions, deferred statements)
         in one round trip, with no statement of its own."""
@@ -508,6 +551,8 @@ class PostgresConnection:
     async def execute(
         self, statement: Any, parameters: Any = None, *, on_error: OnError | None = None
     ) -> Any:
+        if self._finished:
+            raise RuntimeError("this transaction was committed with its finisher")
         driver = await self._raw()
         if not isinstance(statement, Prepared):
             await self._flush()
@@ -530,12 +575,12 @@ class PostgresConnection:
                 self._deferred.append((compiled, [args], on_error))
                 return Prepared.rows(compiled, [], -1)
         handlers.append(on_error)
-        riders = (
-            self._riders()
-            if self._following and compiled.row is not None and not isinstance(args, list)
-            else ()
-        )
+        carries = compiled.row is not None and not isinstance(args, list)
+        riders = self._riders() if self._following and carries else ()
+        finishing = self._finisher(len(riders)) if self._finishing and carries else None
         tail = [(compiled.sql, args), *((c.sql, a) for c, a, _ in riders)]
+        if finishing is not None:
+            tail += [(finishing[0].sql, finishing[1]), ("COMMIT", None)]
         try:
             cursor = await self._round_trip(driver, tail)
             raw = await cursor.fetchall() if compiled.row is not None else []
@@ -543,6 +588,13 @@ class PostgresConnection:
             for rider, _, follower in riders:
                 cursor.nextset()
                 follower.settle(Prepared.rows(rider, await cursor.fetchall(), cursor.rowcount))
+            if finishing is not None:
+                cursor.nextset()
+                last, _, finisher = finishing
+                finisher.settle(Prepared.rows(last, await cursor.fetchall(), cursor.rowcount))
+                self._in_transaction = False
+                self._finished = True
+                self._following.clear()
         except dialect.loaded_dbapi.Error as exc:
             raise _mapped(translate(exc, compiled, args, dialect), handlers) from exc
         return rows
