@@ -406,13 +406,65 @@ async def add_members(
     return [member_id for member_id, _ in added]
 
 
-_ADD_USERS_AND_COMMIT = Prepared(
-    text(
-        """
+def _finishing(sql: str) -> Prepared:
+    """A member PATCH whole, as one statement (see :func:`finish_ahead`). ``sql`` is the
+    ``WITH`` list after ``g`` (the group, if it is the caller's) up to a CTE ``changed``
+    of the memberships it inserted or deleted (``member_id``, ``user_id``), in the
+    PATCH's order (``ord``), with each one's event id (``event_id``); the events and the
+    version bump are written from those rows, nothing if there are none. Answers ``ok``
+    (false: it changed nothing, see the statement), the member ids changed, those of
+    them that are groups, and the group's new version."""
+    return Prepared(
+        text(
+            f"""
 WITH g AS (
   SELECT id, display_name FROM groups
   WHERE id = :group_id AND directory_id = :directory_id
-), wanted AS (
+), {sql}, recorded AS (
+  INSERT INTO events (id, txid, type, directory_id, organization_id, occurred_at, data)
+  SELECT c.event_id, CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT),
+         CAST(:event_type AS VARCHAR), CAST(:directory_id AS VARCHAR),
+         CAST(:organization_id AS VARCHAR), :now,
+         jsonb_build_object(
+           'group', jsonb_build_object('id', g.id, 'display_name', g.display_name),
+           'member', jsonb_build_object(
+             'id', c.member_id,
+             'type', CASE WHEN c.user_id IS NULL THEN 'Group' ELSE 'User' END))
+  FROM changed c CROSS JOIN g ORDER BY c.ord
+), touched AS (
+  UPDATE groups SET version = version + 1, updated_at = :now
+  WHERE id = :group_id AND directory_id = :directory_id AND EXISTS (SELECT 1 FROM changed)
+  RETURNING version
+)
+SELECT (SELECT ok FROM checked) AS ok,
+       ARRAY(SELECT member_id FROM changed ORDER BY ord) AS changed,
+       ARRAY(SELECT member_id FROM changed WHERE user_id IS NULL) AS groups,
+       (SELECT version FROM touched) AS version
+"""
+        )
+        .bindparams(
+            bindparam("ids", type_=ARRAY(String)),
+            bindparam("event_ids", type_=ARRAY(String)),
+            bindparam("now", type_=UTCDateTime()),
+            *([bindparam("displays", type_=ARRAY(String))] if ":displays" in sql else []),
+        )
+        .columns(
+            column("ok", Boolean),
+            column("changed", ARRAY(String)),
+            column("groups", ARRAY(String)),
+            column("version", Integer),
+        )
+    )
+
+
+_REQUESTED = """requested AS (
+  SELECT r.id, r.event_id, r.ord
+  FROM unnest(CAST(:ids AS TEXT[]), CAST(:event_ids AS TEXT[]))
+       WITH ORDINALITY AS r(id, event_id, ord)
+)"""
+
+_ADD_USERS_AND_COMMIT = _finishing(
+    """wanted AS (
   SELECT w.id, w.display, w.event_id, w.ord
   FROM unnest(CAST(:ids AS TEXT[]), CAST(:displays AS TEXT[]), CAST(:event_ids AS TEXT[]))
        WITH ORDINALITY AS w(id, display, event_id, ord)
@@ -420,76 +472,80 @@ WITH g AS (
 ), checked AS (
   SELECT EXISTS (SELECT 1 FROM g)
      AND (SELECT count(*) FROM wanted) = cardinality(CAST(:ids AS TEXT[])) AS ok
-), added AS (
+), inserted AS (
   INSERT INTO group_members
     (group_id, member_id, directory_id, user_id, member_group_id, display, created_at)
   SELECT CAST(:group_id AS VARCHAR), w.id, CAST(:directory_id AS VARCHAR), w.id, NULL,
          w.display, :now
   FROM wanted w WHERE (SELECT ok FROM checked) ORDER BY w.ord
   ON CONFLICT DO NOTHING
-  RETURNING member_id
-), recorded AS (
-  INSERT INTO events (id, txid, type, directory_id, organization_id, occurred_at, data)
-  SELECT w.event_id, CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT),
-         'group.member_added', CAST(:directory_id AS VARCHAR),
-         CAST(:organization_id AS VARCHAR), :now,
-         jsonb_build_object(
-           'group', jsonb_build_object('id', g.id, 'display_name', g.display_name),
-           'member', jsonb_build_object('id', w.id, 'type', 'User'))
-  FROM wanted w JOIN added a ON a.member_id = w.id CROSS JOIN g ORDER BY w.ord
-), touched AS (
-  UPDATE groups SET version = version + 1, updated_at = :now
-  WHERE id = :group_id AND directory_id = :directory_id AND EXISTS (SELECT 1 FROM added)
-  RETURNING version
+  RETURNING member_id, user_id
+), changed AS (
+  SELECT i.member_id, i.user_id, w.event_id, w.ord
+  FROM inserted i JOIN wanted w ON w.id = i.member_id
+)"""
 )
-SELECT (SELECT ok FROM checked) AS ok,
-       ARRAY(SELECT member_id FROM added) AS added,
-       (SELECT version FROM touched) AS version
-"""
-    )
-    .bindparams(
-        bindparam("ids", type_=ARRAY(String)),
-        bindparam("displays", type_=ARRAY(String)),
-        bindparam("event_ids", type_=ARRAY(String)),
-        bindparam("now", type_=UTCDateTime()),
-    )
-    .columns(column("ok", Boolean), column("added", ARRAY(String)), column("version", Integer))
+"""Adding users (``ok`` only if the group is there and every id is a user of the
+directory: a group member or an unknown id is left to the ordinary path). Ids already
+members are skipped."""
+
+_REMOVE_ONE_AND_COMMIT = _finishing(
+    f"""{_REQUESTED}, checked AS (
+  SELECT true AS ok
+), deleted AS (
+  DELETE FROM group_members m USING requested r
+  WHERE m.group_id = :group_id AND m.member_id = r.id AND m.directory_id = :directory_id
+    AND EXISTS (SELECT 1 FROM g)
+  RETURNING m.member_id, m.user_id
+), changed AS (
+  SELECT d.member_id, d.user_id, r.event_id, r.ord
+  FROM deleted d JOIN requested r ON r.id = d.member_id
+)"""
 )
-"""A whole member PATCH adding users, for :func:`finish_adding`: the memberships, their
-``group.member_added`` events (data as :func:`_member_events` writes it) and the group's
-version bump, each conditioned on the group being there and every id being a user of the
-directory (``ok``); nothing changes otherwise. Ids already members are skipped."""
+"""Removing one member, user or group (an absent one is a no-op, as on the ordinary
+path)."""
 
 
 @dataclass(frozen=True)
 class Finish:
     """A member PATCH sent whole, with the group's row lock and ``COMMIT`` (see
-    :func:`finish_adding`)."""
+    :func:`finish_ahead`)."""
 
+    event_type: str
     finisher: Finisher
     event_ids: dict[str, str]
-    """Member id → the id its ``group.member_added`` event gets."""
+    """Member id → the id its event gets."""
 
 
-def finish_adding(unit: Unit, group_id: str, members: Mapping[str, str | None]) -> Finish | None:
-    """Before the group's row lock is taken: have the whole of adding ``members`` (ids of
-    users, as IdPs send them) follow the lock with ``COMMIT``, so that the PATCH is one
-    round trip on PostgreSQL (:meth:`Conn.finish`). Give the result to :func:`finished`
-    once the lock returned. None where it does not apply (SQLite, too many ids); the
-    directory's owner must be known (an assumed authentication)."""
-    if unit.conn.dialect.name != "postgresql" or not 0 < len(members) <= CHUNK:
+def finish_ahead(
+    unit: Unit, group_id: str, kind: str, members: Mapping[str, str | None]
+) -> Finish | None:
+    """Before the group's row lock is taken: have the whole of a member change (``kind``
+    ``add`` of users, as IdPs send them, or ``remove`` of one member) follow the lock
+    with ``COMMIT``, so that the PATCH is one round trip on PostgreSQL
+    (:meth:`Conn.finish`). Give the result to :func:`finished` once the lock returned.
+    None where it does not apply (SQLite, other changes). The directory's owner must be
+    known (an assumed authentication): the events name it."""
+    if unit.conn.dialect.name != "postgresql":
+        return None
+    if kind == "add" and 0 < len(members) <= CHUNK:
+        statement, event_type = _ADD_USERS_AND_COMMIT, "group.member_added"
+    elif kind == "remove" and len(members) == 1:
+        statement, event_type = _REMOVE_ONE_AND_COMMIT, "group.member_removed"
+    else:
         return None
     event_ids = {member_id: new_event_id() for member_id in members}
     params = {
         "group_id": group_id,
         "directory_id": unit.directory_id,
         "organization_id": unit.organization_id,
+        "event_type": event_type,
         "ids": list(members),
         "displays": list(members.values()),
         "event_ids": list(event_ids.values()),
         "now": unit.occurred_at,
     }
-    return Finish(unit.conn.finish(_ADD_USERS_AND_COMMIT, params), event_ids)
+    return Finish(event_type, unit.conn.finish(statement, params), event_ids)
 
 
 def finished(unit: Unit, group: ResourceRecord, finish: Finish) -> ResourceRecord | None:
@@ -500,22 +556,26 @@ def finished(unit: Unit, group: ResourceRecord, finish: Finish) -> ResourceRecor
     rows = finish.finisher.rows()
     if rows is None:
         return None
-    ok, added, version = rows.first()
+    ok, changed, member_groups, version = rows.first()
     if not ok:
         raise Declined("members: not every id is a user of this directory")
-    if not added:
+    if not changed:
         return group
     ref = {"id": group.id, "display_name": group.doc.get("displayName")}
-    inserted = set(added)
     unit.recorded(
         [
             unit.event(
-                "group.member_added",
-                {"group": ref, "member": {"id": member_id, "type": "User"}},
-                event_id,
+                finish.event_type,
+                {
+                    "group": ref,
+                    "member": {
+                        "id": member_id,
+                        "type": "Group" if member_id in member_groups else "User",
+                    },
+                },
+                finish.event_ids[member_id],
             )
-            for member_id, event_id in finish.event_ids.items()  # the PATCH's order
-            if member_id in inserted
+            for member_id in changed
         ]
     )
     return ResourceRecord(

@@ -609,7 +609,6 @@ class ScimEndpoints:
                 first = early[0]
                 if (
                     len(early) == 1
-                    and first.kind == "add"
                     and caller.assumed  # the events need the directory's owner now
                     and "if-match" not in request.headers
                     and params.attributes is None
@@ -617,7 +616,7 @@ class ScimEndpoints:
                 ):
                     # The whole change, with the lock and COMMIT: one round trip.
                     given = {m.value: m.display for m in first.members}
-                    finish = group_repo.finish_adding(unit, group_id, given)
+                    finish = group_repo.finish_ahead(unit, group_id, first.kind, given)
                 if finish is None:
                     ahead = group_repo.send_ahead(
                         unit, group_id, first.kind, [m.value for m in first.members]

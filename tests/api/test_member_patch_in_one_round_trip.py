@@ -1,10 +1,11 @@
-"""Adding users to a group, as Entra and Okta send it, is one round trip on PostgreSQL
-once the process remembers the token's directory: the memberships, their events and the
-group's version bump go in one statement behind the group's row lock, with ``COMMIT``
-(``groups.finish_adding``, ``Conn.finish``). Whatever that statement cannot decide alone
-(a member that is a group, an unknown id, a missing group) must come out exactly as the
-ordinary path answers it, with nothing half-written. Each test runs on SQLite too, where
-the ordinary path answers: the outcomes must be the same."""
+"""Adding users to a group or removing one member, as Entra and Okta send it, is one
+round trip on PostgreSQL once the process remembers the token's directory: the
+memberships, their events and the group's version bump go in one statement behind the
+group's row lock, with ``COMMIT`` (``groups.finish_ahead``, ``Conn.finish``). Whatever
+that statement cannot decide alone (a member that is a group, an unknown id, a missing
+group) must come out exactly as the ordinary path answers it, with nothing half-written.
+Each test runs on SQLite too, where the ordinary path answers: the outcomes must be the
+same."""
 
 from __future__ import annotations
 
@@ -40,12 +41,15 @@ async def _member_ids(stack: Stack, directory: ScimDirectory, group_id: str) -> 
     return [m["value"] for m in (await _group(stack, directory, group_id)).get("members", [])]
 
 
-def _added(stack: Stack, group_id: str) -> list[Any]:
-    return [
-        e
-        for e in stack.events
-        if e.type == "group.member_added" and e.data["group"]["id"] == group_id
-    ]
+def _remove(member_id: str) -> dict[str, Any]:
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "Remove", "path": f'members[value eq "{member_id}"]'}],
+    }
+
+
+def _added(stack: Stack, group_id: str, kind: str = "group.member_added") -> list[Any]:
+    return [e for e in stack.events if e.type == kind and e.data["group"]["id"] == group_id]
 
 
 async def _setup(stack: Stack, users: int) -> tuple[ScimDirectory, list[str], dict[str, Any]]:
@@ -216,3 +220,78 @@ async def test_concurrent_adds_to_one_group_lose_nothing(stack: Stack) -> None:
     assert 2 <= version <= 1 + len(chunks)
     etags = {r.headers["ETag"] for r in responses}
     assert {f'W/"{v}"' for v in range(2, version + 1)} <= etags  # one per adding PATCH
+
+
+async def test_removing_one_member_is_one_round_trip_and_records_it(
+    stack: Stack, database_url: str, round_trips: list[str]
+) -> None:
+    directory, users, group = await _setup(stack, 2)
+    inner = await stack.scim_group(directory)
+    path = f"/Groups/{group['id']}"
+    added = await stack.scim(directory, "PATCH", path, _add(users[0], inner["id"], users[1]))
+    assert added.status_code == 204, added.text
+    for member, kind, version in ((users[0], "User", 3), (inner["id"], "Group", 4)):
+        round_trips.clear()
+        response = await stack.scim(directory, "PATCH", path, _remove(member))
+        assert response.status_code == 204, response.text
+        if database_url.startswith("postgresql"):
+            assert len(round_trips) == 1, round_trips
+        assert response.headers["ETag"] == f'W/"{version}"'
+        [event] = [
+            e
+            for e in _added(stack, group["id"], "group.member_removed")
+            if e.data["member"]["id"] == member
+        ]
+        ref = {"id": group["id"], "display_name": group["displayName"]}
+        assert event.data == {"group": ref, "member": {"id": member, "type": kind}}
+    after = await _group(stack, directory, group["id"])
+    assert [m["value"] for m in after["members"]] == [users[1]]
+    assert after["meta"]["version"] == 'W/"4"'
+    feed, _ = await stack.follow_events(2, directory_id=directory.id, type=["group.member_removed"])
+    seen = _added(stack, group["id"], "group.member_removed")
+    assert [(e["id"], e["data"]) for e in feed] == [(e.id, e.data) for e in seen]
+    # Absent now: a no-op, same version, no event.
+    again = await stack.scim(directory, "PATCH", path, _remove(users[0]))
+    assert again.status_code == 204, again.text
+    assert again.headers["ETag"] == 'W/"4"'
+    assert len(_added(stack, group["id"], "group.member_removed")) == 2
+
+
+async def test_removing_from_a_missing_group_is_404(stack: Stack) -> None:
+    directory, users, group = await _setup(stack, 1)
+    other = await stack.directory()
+    before = len(stack.events)
+    assert (
+        await stack.scim(directory, "PATCH", f"/Groups/{group['id']}", _add(users[0]))
+    ).status_code == 204
+    elsewhere = await stack.scim(other, "PATCH", f"/Groups/{group['id']}", _remove(users[0]))
+    assert elsewhere.status_code == 404, elsewhere.text
+    assert await _member_ids(stack, directory, group["id"]) == [users[0]]
+    assert len(stack.events) == before + 1  # the add only
+
+
+async def test_concurrent_adds_and_removes_keep_members_and_events_in_step(
+    stack: Stack,
+) -> None:
+    """Removals racing adds of the same users: whatever order the row lock gives them,
+    each user's events alternate added/removed and end as its membership ends."""
+    directory, users, group = await _setup(stack, 8)
+    path = f"/Groups/{group['id']}"
+    bodies = [_add(*users)] + [_remove(u) for u in users] + [_add(*users[:4])] * 3
+    responses = await asyncio.gather(*(stack.scim(directory, "PATCH", path, b) for b in bodies))
+    assert [r.status_code for r in responses] == [204] * len(bodies)
+    members = set(await _member_ids(stack, directory, group["id"]))
+    events = [
+        e
+        for e in stack.events
+        if e.type in ("group.member_added", "group.member_removed")
+        and e.data["group"]["id"] == group["id"]
+    ]
+    changes = len(events)
+    for user in users:
+        kinds = [e.type for e in events if e.data["member"]["id"] == user]
+        assert kinds[::2] == ["group.member_added"] * len(kinds[::2])
+        assert kinds[1::2] == ["group.member_removed"] * len(kinds[1::2])
+        assert (user in members) == (kinds[-1] == "group.member_added")
+    version = int((await _group(stack, directory, group["id"]))["meta"]["version"][3:-1])
+    assert 1 < version <= 1 + min(len(bodies), changes)
