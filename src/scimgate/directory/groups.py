@@ -443,10 +443,12 @@ SELECT (SELECT ok FROM checked) AS ok,
 """
         )
         .bindparams(
-            bindparam("ids", type_=ARRAY(String)),
-            bindparam("event_ids", type_=ARRAY(String)),
             bindparam("now", type_=UTCDateTime()),
-            *([bindparam("displays", type_=ARRAY(String))] if ":displays" in sql else []),
+            *(
+                bindparam(name, type_=ARRAY(String))
+                for name in ("ids", "displays", "event_ids")
+                if f":{name}" in sql
+            ),
         )
         .columns(
             column("ok", Boolean),
@@ -456,12 +458,6 @@ SELECT (SELECT ok FROM checked) AS ok,
         )
     )
 
-
-_REQUESTED = """requested AS (
-  SELECT r.id, r.event_id, r.ord
-  FROM unnest(CAST(:ids AS TEXT[]), CAST(:event_ids AS TEXT[]))
-       WITH ORDINALITY AS r(id, event_id, ord)
-)"""
 
 _ADD_USERS_AND_COMMIT = _finishing(
     """wanted AS (
@@ -490,16 +486,13 @@ directory: a group member or an unknown id is left to the ordinary path). Ids al
 members are skipped."""
 
 _REMOVE_ONE_AND_COMMIT = _finishing(
-    f"""{_REQUESTED}, checked AS (
+    """checked AS (
   SELECT true AS ok
-), deleted AS (
-  DELETE FROM group_members m USING requested r
-  WHERE m.group_id = :group_id AND m.member_id = r.id AND m.directory_id = :directory_id
-    AND EXISTS (SELECT 1 FROM g)
-  RETURNING m.member_id, m.user_id
 ), changed AS (
-  SELECT d.member_id, d.user_id, r.event_id, r.ord
-  FROM deleted d JOIN requested r ON r.id = d.member_id
+  DELETE FROM group_members
+  WHERE group_id = :group_id AND member_id = :member_id AND directory_id = :directory_id
+    AND EXISTS (SELECT 1 FROM g)
+  RETURNING member_id, user_id, CAST(:event_id AS VARCHAR) AS event_id, 1 AS ord
 )"""
 )
 """Removing one member, user or group (an absent one is a no-op, as on the ordinary
@@ -536,6 +529,8 @@ def finish_ahead(
         return None
     event_ids = {member_id: new_event_id() for member_id in members}
     params = {
+        "member_id": next(iter(members)),
+        "event_id": next(iter(event_ids.values())),
         "group_id": group_id,
         "directory_id": unit.directory_id,
         "organization_id": unit.organization_id,
