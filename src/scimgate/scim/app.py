@@ -109,9 +109,10 @@ class ScimApp:
         self.routes = routes
 
     def _match(self, path: str) -> tuple[dict[str, Handler], dict[str, str]] | None:
-        """``/{directory_id}/{head}[/{tail}]`` → (methods, path params), or None."""
+        """``/{directory_id}/{head}[/{tail}]`` → (methods, path params), or None (also for
+        a directory id with NUL, which names none and would fail in PostgreSQL's driver)."""
         parts = path.split("/", 3)
-        if len(parts) < 3 or parts[0] or not parts[1] or not parts[2]:
+        if len(parts) < 3 or parts[0] or not parts[1] or not parts[2] or "\x00" in parts[1]:
             return None
         params = {"directory_id": parts[1]}
         head, tail = parts[2], parts[3] if len(parts) == 4 else None

@@ -128,6 +128,20 @@ def _unauthorized() -> ScimError:
     )
 
 
+def _no_such(noun: str, resource_id: str) -> ScimError:
+    return not_found(f"no {noun} with id {resource_id!r} in this directory")
+
+
+def _path_id(request: Request, noun: str) -> str:
+    """The resource id in the URL. One with NUL names nothing (PostgreSQL text cannot hold
+    NUL, so no id has one): 404 before any statement, which would fail in the driver. The
+    caller's token is still checked first (see :meth:`ScimEndpoints._authenticated`)."""
+    resource_id: str = request.path_params["id"]
+    if "\x00" in resource_id:
+        raise _no_such(noun, resource_id)
+    return resource_id
+
+
 class ScimEndpoints:
     """Request handlers bound to one database and one configuration."""
 
@@ -385,7 +399,7 @@ class ScimEndpoints:
 
     async def get_user(self, request: Request) -> Response:
         async def work(conn: Conn, caller: Caller) -> Response:
-            record = await self._user(conn, caller, request.path_params["id"], shown_by=request)
+            record = await self._user(conn, caller, _path_id(request, "user"), shown_by=request)
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
             return await self._single(conn, caller, "User", record, request)
@@ -411,7 +425,7 @@ class ScimEndpoints:
             conn, caller.directory_id, user_id, for_update=for_update, groups=groups
         )
         if record is None:
-            raise not_found(f"no user with id {user_id!r} in this directory")
+            raise _no_such("user", user_id)
         return record
 
     async def create_user(self, request: Request) -> Response:
@@ -437,7 +451,7 @@ class ScimEndpoints:
             doc = parse_user(body)
             conn = unit.conn
             current = await self._user(
-                conn, caller, request.path_params["id"], for_update=True, shown_by=request
+                conn, caller, _path_id(request, "user"), for_update=True, shown_by=request
             )
             check_if_match(request, current.etag)
             await _enforce_rules(caller, doc, current.doc)
@@ -453,7 +467,7 @@ class ScimEndpoints:
             body = parse_json(raw)
             conn = unit.conn
             current = await self._user(
-                conn, caller, request.path_params["id"], for_update=True, shown_by=request
+                conn, caller, _path_id(request, "user"), for_update=True, shown_by=request
             )
             check_if_match(request, current.etag)
             doc = apply_user_patch(current.doc, body, current.id)
@@ -466,7 +480,7 @@ class ScimEndpoints:
     async def delete_user(self, request: Request) -> Response:
         async def work(unit: Unit, caller: Caller) -> Response:
             conn = unit.conn
-            user_id = request.path_params["id"]
+            user_id = _path_id(request, "user")
             leaving = group_repo.leave_ahead(unit, user_id, "User")  # rides with the lock
             current = await self._user(conn, caller, user_id, for_update=True)
             check_if_match(request, current.etag)
@@ -532,7 +546,7 @@ class ScimEndpoints:
     ) -> ResourceRecord:
         record = await group_repo.get(conn, caller.directory_id, group_id, for_update=for_update)
         if record is None:
-            raise not_found(f"no group with id {group_id!r} in this directory")
+            raise _no_such("group", group_id)
         return record
 
     async def list_groups(self, request: Request) -> Response:
@@ -551,7 +565,7 @@ class ScimEndpoints:
 
     async def get_group(self, request: Request) -> Response:
         async def work(conn: Conn, caller: Caller) -> Response:
-            record = await self._group(conn, caller, request.path_params["id"])
+            record = await self._group(conn, caller, _path_id(request, "group"))
             if not_modified(request, record.etag):
                 return Response(status_code=304, headers={"ETag": record.etag})
             return await self._single(conn, caller, "Group", record, request)
@@ -581,7 +595,7 @@ class ScimEndpoints:
             body = parse_json(raw)
             doc, members = parse_group(body)
             conn = unit.conn
-            current = await self._group(conn, caller, request.path_params["id"], for_update=True)
+            current = await self._group(conn, caller, _path_id(request, "group"), for_update=True)
             check_if_match(request, current.etag)
             added, removed = await group_repo.replace_members(
                 unit, current, {m.value: m.display for m in members or []}
@@ -600,7 +614,7 @@ class ScimEndpoints:
             body = parse_json(raw)
             params = selection_params(request.query_params, "Group")
             conn = unit.conn
-            group_id = request.path_params["id"]
+            group_id = _path_id(request, "group")
             # What Entra and Okta send changes members only: its first change can then go
             # to the database with the group's row lock (one round trip fewer).
             early = member_patch_actions(body)
@@ -661,7 +675,7 @@ class ScimEndpoints:
     async def delete_group(self, request: Request) -> Response:
         async def work(unit: Unit, caller: Caller) -> Response:
             conn = unit.conn
-            group_id = request.path_params["id"]
+            group_id = _path_id(request, "group")
             leaving = group_repo.leave_ahead(unit, group_id, "Group")  # rides with the lock
             current = await self._group(conn, caller, group_id, for_update=True)
             check_if_match(request, current.etag)

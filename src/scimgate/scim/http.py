@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scimgate.scim.errors import ScimError, invalid_syntax
+from scimgate.scim.errors import ScimError, invalid_syntax, invalid_value
 from scimgate.store.jsoncodec import dumps_bytes, loads
 
 SCIM_MEDIA_TYPE = "application/scim+json"
@@ -56,11 +56,46 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise invalid_syntax("the request body is empty; a JSON object was expected")
     try:
-        return loads(raw, parse_constant=_not_json)
+        body = loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise invalid_syntax(f"the request body is not valid JSON: {exc}") from exc
     except ValueError as exc:
         raise invalid_syntax(f"the request body is not valid JSON: {exc}") from exc
+    if any(marker in raw for marker in _UNSTORABLE_MARKERS):
+        _refuse_unstorable_text(body, "")
+    return body
+
+
+_UNSTORABLE_MARKERS = (b"\\u0000", b"\\ud", b"\\uD", b"\xed", b"\x00")
+"""Where a body may hold NUL or a lone surrogate: UTF-8 JSON writes them only as ``\\u``
+escapes, or as UTF-8-encoded surrogates (lead byte ``0xED``, which json.loads reads with
+``surrogatepass``); a UTF-16 or UTF-32 body has zero bytes. Hangul text (also ``0xED``)
+and escaped surrogate pairs are looked at and pass."""
+
+
+def _refuse_unstorable_text(value: Any, where: str) -> None:
+    """A 400 naming the first string (key or value) no database can store as text: one
+    with NUL (PostgreSQL text cannot hold it) or a lone surrogate (not Unicode text)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise invalid_value(f"{where or 'the body'}: text must not contain NUL (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = f"\\u{ord(value[exc.start]):04x}"
+            raise invalid_value(
+                f"{where or 'the body'}: a lone surrogate ({bad}) is not Unicode text"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            # The detail names a bad key as JSON escapes it: it cannot hold it as it is.
+            shown = f"{where}.{json.dumps(key)[1:-1]}" if where else json.dumps(key)[1:-1]
+            _refuse_unstorable_text(key, f"{shown} (the name)")
+            _refuse_unstorable_text(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_unstorable_text(item, f"{where}[{index}]")
 
 
 def _not_json(constant: str) -> Any:
