@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ def start_server(
     tmp: Path,
     env: dict[str, str] | None = None,
     args: Sequence[str] = (),
-) -> Iterator[LiveServer]:
+) -> Generator[LiveServer, None, None]:
     """Start ``scimgate serve`` (with ``args`` added) on a free port and wait until it
     answers /healthz."""
     port = free_port()
