@@ -38,6 +38,7 @@ test: $(STAMP) postgres lint typecheck
 # docs/performance.md for the real runs).
 bench-smoke: $(STAMP) postgres
 	$(BIN)/python bench/run.py --size smoke --backend both
+	$(BIN)/python bench/tenants.py --backend both --tenants 6 --users 20 --groups 1 --members-per-group 10
 	@if command -v valgrind >/dev/null; then \
 	  $(BIN)/python bench/instructions.py --backend sqlite --size smoke; \
 	else echo "valgrind is not installed: bench/instructions.py not run"; fi
