@@ -137,3 +137,20 @@ def start_server(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The pids of the worker processes of ``scimgate serve --workers N`` (children of
+    the supervisor that run the app, not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == supervisor and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

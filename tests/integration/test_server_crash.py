@@ -16,6 +16,11 @@ database, three times over. After each restart:
   gives each group's members, ``user.created``/``deleted`` the users, and each user's last
   event carries its department;
 - on SQLite, ``PRAGMA integrity_check`` is ``ok``.
+
+With ``--workers 2`` on PostgreSQL, one worker at a time is killed while the lanes go on:
+each lane settles the request the dead worker took with it through the other worker (as
+an IdP retries) and carries on, the supervisor starts a new worker, and the same checks
+hold at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import random
 import signal
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ from sqlalchemy import select
 
 from scimgate.store.engine import Database
 from scimgate.store.tables import events
+from tests.conftest import fresh_database
 from tests.integration.helpers import (
     COMPLIANT,
     ENTERPRISE,
@@ -45,7 +52,7 @@ from tests.integration.helpers import (
     patch_body,
     user_body,
 )
-from tests.live import Directory, start_server
+from tests.live import Directory, start_server, worker_pids
 
 ROUNDS = 3
 LANES = 8
@@ -75,6 +82,7 @@ class Lane:
     members: set[str] = field(default_factory=set)
     pending: Pending | None = None
     acknowledged: int = 0
+    resumed: int = 0
     counter: int = 0
     failure: str | None = None
 
@@ -147,17 +155,40 @@ def _step(lane: Lane, client: httpx.Client, base: str, rng: random.Random) -> No
     lane.acknowledged += 1
 
 
-def _run_lane(lane: Lane, token: str, base: str, seed: int) -> None:
+def _run_lane(
+    lane: Lane, token: str, base: str, seed: float, stop: threading.Event | None = None
+) -> None:
+    """Send the lane's requests until the server dies; with ``stop``, settle the request
+    a dead process took with it and go on (as an IdP retries) until ``stop`` is set, each
+    request on a new connection (so that every worker gets a share of every lane)."""
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON}
+    if stop is not None:
+        headers["Connection"] = "close"
     with httpx.Client(headers=headers, timeout=30) as client:
         try:
-            while True:
-                _step(lane, client, base, rng)
-        except ServerGone:
-            return
+            while stop is None or not stop.is_set():
+                try:
+                    _step(lane, client, base, rng)
+                except ServerGone:
+                    if stop is None:
+                        return
+                    lane.resumed += 1
+                    _settle_when_served(lane, client, base)
         except Exception as exc:  # the test thread reports it
             lane.failure = f"{type(exc).__name__}: {exc}"
+
+
+def _settle_when_served(lane: Lane, client: httpx.Client, base: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _settle(lane, client, base)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _get(client: httpx.Client, url: str) -> httpx.Response:
@@ -174,7 +205,7 @@ def _department(resource: dict[str, Any]) -> str | None:
 def _settle(lane: Lane, client: httpx.Client, base: str) -> None:
     """Resolve the lane's in-flight request against what the restarted server holds: all
     of it happened, or none of it."""
-    p, lane.pending = lane.pending, None
+    p = lane.pending
     if p is None:
         return
     members = _members(client, base, lane.group_id)
@@ -205,6 +236,7 @@ def _settle(lane: Lane, client: httpx.Client, base: str) -> None:
             lane.members = members
         else:
             assert members == lane.members
+    lane.pending = None
 
 
 def _members(client: httpx.Client, base: str, group_id: str) -> set[str]:
@@ -260,15 +292,8 @@ def _check_events(lanes: list[Lane], log: list[tuple[str, dict[str, Any]]]) -> N
     assert departments == live, "user events out of step with the users"
 
 
-def test_kill_9_mid_provisioning_loses_no_acknowledged_write(
-    database_url: str, tmp_path: Path
-) -> None:
-    rng = random.Random(20261206)
-    env = {"SCIMGATE_WEBHOOK_WORKER": "false"}
-    run = start_server(database_url, tmp_path, env)
-    server = next(run)
-    directory: Directory = server.new_directory("entra")
-    lanes = [
+def _lanes(directory: Directory) -> list[Lane]:
+    return [
         Lane(
             n,
             (LEGACY, COMPLIANT)[n % 2],
@@ -276,42 +301,105 @@ def test_kill_9_mid_provisioning_loses_no_acknowledged_write(
         )
         for n in range(LANES)
     ]
+
+
+def _threads(
+    lanes: list[Lane], directory: Directory, base: str, rng: random.Random, **kw: Any
+) -> list[threading.Thread]:
+    threads = [
+        threading.Thread(
+            target=_run_lane, args=(lane, directory.token, base, rng.random()), kwargs=kw
+        )
+        for lane in lanes
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _join(threads: list[threading.Thread], lanes: list[Lane]) -> None:
+    for t in threads:
+        t.join(timeout=90)
+        assert not t.is_alive()
+    failures = [f"lane {lane.number}: {lane.failure}" for lane in lanes if lane.failure]
+    assert not failures, failures
+
+
+def _check_all(lanes: list[Lane], directory: Directory, base: str, database_url: str) -> None:
+    """Settle every lane's in-flight request, then hold the data and the event log
+    against what the lanes were told."""
+    with httpx.Client(headers={"Authorization": f"Bearer {directory.token}"}, timeout=30) as c:
+        for lane in lanes:
+            _settle(lane, c, base)
+        for lane in lanes:
+            _check_lane(lane, c, base)
+        total = c.get(f"{base}/Users", params={"count": 0}).json()["totalResults"]
+        assert total == sum(len(lane.departments) for lane in lanes), "phantom users"
+    _check_events(lanes, asyncio.run(_event_log(database_url, directory.id)))
+    if database_url.startswith("sqlite"):
+        path = database_url.split("///", 1)[1]
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+ENV = {"SCIMGATE_WEBHOOK_WORKER": "false"}
+
+
+def test_kill_9_mid_provisioning_loses_no_acknowledged_write(
+    database_url: str, tmp_path: Path
+) -> None:
+    rng = random.Random(20261206)
+    run = start_server(database_url, tmp_path, ENV)
+    server = next(run)
+    directory: Directory = server.new_directory("entra")
+    lanes = _lanes(directory)
     try:
         for _round in range(ROUNDS):
-            base = f"{server.base_url}/scim/v2/{directory.id}"
-            threads = [
-                threading.Thread(target=_run_lane, args=(lane, directory.token, base, rng.random()))
-                for lane in lanes
-            ]
-            for t in threads:
-                t.start()
+            threads = _threads(lanes, directory, f"{server.base_url}/scim/v2/{directory.id}", rng)
             threading.Event().wait(rng.uniform(0.6, 1.5))
             os.kill(server.process.pid, signal.SIGKILL)
             server.process.wait(timeout=10)
-            for t in threads:
-                t.join(timeout=60)
-                assert not t.is_alive()
-            failures = [f"lane {lane.number}: {lane.failure}" for lane in lanes if lane.failure]
-            assert not failures, failures
-
+            _join(threads, lanes)
             run.close()
-            run = start_server(database_url, tmp_path, env)
+            run = start_server(database_url, tmp_path, ENV)
             server = next(run)
-            base = f"{server.base_url}/scim/v2/{directory.id}"
-            with httpx.Client(
-                headers={"Authorization": f"Bearer {directory.token}"}, timeout=30
-            ) as client:
-                for lane in lanes:
-                    _settle(lane, client, base)
-                for lane in lanes:
-                    _check_lane(lane, client, base)
-                total = client.get(f"{base}/Users", params={"count": 0}).json()["totalResults"]
-                assert total == sum(len(lane.departments) for lane in lanes), "phantom users"
-            _check_events(lanes, asyncio.run(_event_log(database_url, directory.id)))
-            if database_url.startswith("sqlite"):
-                path = database_url.split("///", 1)[1]
-                with sqlite3.connect(path) as raw:
-                    assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            _check_all(lanes, directory, f"{server.base_url}/scim/v2/{directory.id}", database_url)
         assert all(lane.acknowledged >= 5 for lane in lanes), [lane.acknowledged for lane in lanes]
     finally:
         run.close()
+
+
+def test_kill_9_of_one_worker_of_two_loses_nothing_while_the_other_serves_on(
+    tmp_path: Path,
+) -> None:
+    """``--workers 2`` on PostgreSQL: a worker killed under load takes its in-flight
+    requests with it and nothing else; the lanes it served settle them through the other
+    worker and go on, the supervisor starts a new worker, and the data and the event log
+    end exactly as acknowledged."""
+    rng = random.Random(6)
+    for database_url in fresh_database("postgresql", tmp_path):
+        run = start_server(database_url, tmp_path, ENV, args=["--workers", "2"])
+        server = next(run)
+        try:
+            directory = server.new_directory("entra")
+            lanes = _lanes(directory)
+            base = f"{server.base_url}/scim/v2/{directory.id}"
+            stop = threading.Event()
+            threads = _threads(lanes, directory, base, rng, stop=stop)
+            for _kill in range(ROUNDS):
+                threading.Event().wait(rng.uniform(0.5, 1.0))
+                workers = worker_pids(server.process.pid)
+                assert len(workers) == 2, workers
+                victim = rng.choice(workers)
+                os.kill(victim, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while victim in (now := worker_pids(server.process.pid)) or len(now) < 2:
+                    assert time.monotonic() < deadline, f"no new worker after {victim}: {now}"
+                    time.sleep(0.05)
+            threading.Event().wait(0.5)
+            stop.set()
+            _join(threads, lanes)
+            assert sum(lane.resumed for lane in lanes) >= 1, [lane.resumed for lane in lanes]
+            _check_all(lanes, directory, base, database_url)
+        finally:
+            run.close()

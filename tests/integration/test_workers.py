@@ -16,20 +16,7 @@ import pytest
 
 from tests.conftest import fresh_database
 from tests.integration.helpers import create_group, patch_body, search, user_body
-from tests.live import LiveServer, start_server
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+from tests.live import LiveServer, start_server, worker_pids
 
 
 def _rss_mib(pid: int) -> float:
@@ -37,11 +24,6 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for {pid}")
-
-
-def _serves_scim(pid: int) -> bool:
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    return b"spawn_main" in cmdline  # not multiprocessing's resource tracker
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +34,7 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 def test_two_workers_serve_behind_a_lean_supervisor(two_workers: LiveServer) -> None:
     supervisor = two_workers.process.pid
-    workers = [pid for pid in _children(supervisor) if _serves_scim(pid)]
+    workers = worker_pids(supervisor)
     assert len(workers) == 2, workers
     # The supervisor imports uvicorn only; a worker holds the whole app (~100 MiB).
     assert _rss_mib(supervisor) < 60, _rss_mib(supervisor)
