@@ -7,7 +7,7 @@ itself and passes it to :func:`scimgate.create_app`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///scimgate.db"
@@ -31,6 +31,28 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
+def default_db_pool_size(processes: int = 1) -> int:
+    """Three PostgreSQL connections per core of this machine, shared among the server's
+    ``processes``, between 4 and 16 per process.
+
+    Beyond that, connections do not serve more requests: the backends only take turns
+    on the same cores, and each request waits longer (on a 2-core host, 20 connections
+    per process instead of 6 made the mixed Entra cycle slower and its tail longer;
+    docs/performance.md). Fewer leave the cores idle while commits wait for their WAL
+    flush (4 instead of 6 served fewer member PATCHes a second). A request beyond the
+    pool waits, first come first served, for the next connection returned. 16 is about
+    what one process (one core of Python) can keep busy.
+    """
+    return min(16, max(4, 3 * usable_cores() // max(processes, 1)))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Every field has an env var ``SCIMGATE_<FIELD>``."""
@@ -51,10 +73,11 @@ class Settings:
     default_page_size: int = 100
     """Page size when the client sends no ``count``."""
 
-    db_pool_size: int = 20
-    """Connections kept open per process (PostgreSQL). Keep it at or above the number of
-    requests a process serves at once: overflow connections are opened and closed per
-    use, and opening a PostgreSQL connection costs far more than a query."""
+    db_pool_size: int = field(default_factory=default_db_pool_size)
+    """PostgreSQL connections per process: the most statements a process has in flight
+    at once, and the connections it keeps open (see :func:`default_db_pool_size`).
+    Raise it when PostgreSQL is across a network: each connection then spends longer
+    waiting per request."""
 
     pg_prepared_statements: bool = True
     """PostgreSQL: run the hot statements as server-side prepared statements (PostgreSQL
@@ -82,6 +105,11 @@ class Settings:
     app, which otherwise cost ~80 ms, a latency spike, each time. ``scimgate serve``
     turns it on; an app that embeds scimgate decides for its own process."""
 
+    def __post_init__(self) -> None:
+        if self.db_pool_size < 1:
+            # Zero connections would leave every request waiting forever.
+            raise ValueError(f"SCIMGATE_DB_POOL_SIZE must be at least 1, got {self.db_pool_size}")
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Settings from the environment; keyword arguments that are not None win."""
@@ -91,7 +119,7 @@ class Settings:
             max_body_bytes=_env_int("SCIMGATE_MAX_BODY_BYTES", cls.max_body_bytes),
             max_page_size=_env_int("SCIMGATE_MAX_PAGE_SIZE", cls.max_page_size),
             default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
-            db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", cls.db_pool_size),
+            db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", default_db_pool_size()),
             pg_prepared_statements=_env_bool("SCIMGATE_PG_PREPARED_STATEMENTS", True),
             webhook_allow_private=_env_bool("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", False),
             event_retention_days=_env_int(

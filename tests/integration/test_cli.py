@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,17 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "needs PostgreSQL" in result.stderr
+
+
+def test_serve_refuses_a_pool_of_no_connections(tmp_path: Path) -> None:
+    """Every request would wait forever for a connection: say so before serving."""
+    result = subprocess.run(
+        [sys.executable, "-m", "scimgate", "serve", "--database-url", f"sqlite:///{tmp_path}/x.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SCIMGATE_DB_POOL_SIZE": "0"},
+    )
+    assert result.returncode == 1
+    assert "SCIMGATE_DB_POOL_SIZE must be at least 1, got 0" in result.stderr
+    assert not (tmp_path / "x.db").exists()

@@ -68,12 +68,13 @@ globals().update(
 )
 
 POOL_SIZE = 5
+CLIENT_POOL_SIZE = 10  # per serve process: twice PgBouncer's server connections
 PGBOUNCER_SETTINGS = {
     "pool_mode": "transaction",
     # Server connections per database and user: fewer than scimgate's clients.
     "default_pool_size": str(POOL_SIZE),
     "reserve_pool_size": "0",
-    # Every scimgate process keeps up to SCIMGATE_DB_POOL_SIZE * 1.5 client connections.
+    # Every scimgate process keeps up to SCIMGATE_DB_POOL_SIZE client connections.
     "max_client_conn": "200",
     # A client that cannot get a server connection fails fast rather than hanging the
     # suite (the default is 120 s).
@@ -225,7 +226,12 @@ def servers(
 ) -> Iterator[tuple[LiveServer, LiveServer]]:
     """Two ``scimgate serve`` processes on the pooled URL (their CLI goes through it too).
     Webhooks are left to the worker process of test_worker_process_delivers_webhooks."""
-    env = {"SCIMGATE_WEBHOOK_WORKER": "false", "SCIMGATE_WEBHOOK_ALLOW_PRIVATE": "true"}
+    env = {
+        "SCIMGATE_WEBHOOK_WORKER": "false",
+        "SCIMGATE_WEBHOOK_ALLOW_PRIVATE": "true",
+        # More client connections than PgBouncer's server ones, whatever the host's cores.
+        "SCIMGATE_DB_POOL_SIZE": str(CLIENT_POOL_SIZE),
+    }
     with ExitStack() as stack:
         a, b = (
             stack.enter_context(
@@ -473,7 +479,11 @@ def test_prepared_statements_left_on_turn_themselves_off(
     statement missing (or already there) on a shared server session turns preparing off
     for the process with a warning that names the setting, the failed read or write is
     run again, and every request of a concurrent burst succeeds."""
-    env = {"SCIMGATE_PG_PREPARED_STATEMENTS": "true", "SCIMGATE_WEBHOOK_WORKER": "false"}
+    env = {
+        "SCIMGATE_PG_PREPARED_STATEMENTS": "true",
+        "SCIMGATE_WEBHOOK_WORKER": "false",
+        "SCIMGATE_DB_POOL_SIZE": str(CLIENT_POOL_SIZE),
+    }
     with contextmanager(start_server)(pgbouncer.url, tmp_path, env) as server:
         directory = server.new_directory()
 

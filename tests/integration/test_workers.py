@@ -6,14 +6,18 @@ app)."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from scimgate.settings import default_db_pool_size
 from tests.conftest import fresh_database
 from tests.integration.helpers import create_group, patch_body, search, user_body
 from tests.live import LiveServer, start_server, worker_pids
@@ -105,3 +109,46 @@ def test_workers_write_the_access_log(two_workers: LiveServer) -> None:
         time.sleep(0.1)
     assert len(lines) == 6, lines
     assert {line["status"] for line in lines} == {200}
+
+
+def test_the_workers_share_the_machines_connections(two_workers: LiveServer) -> None:
+    """The default pool is per machine (scimgate.settings.default_db_pool_size): under a
+    burst of requests far beyond it, the two workers together never hold more than two
+    workers' share of PostgreSQL sessions, and every request still succeeds."""
+    per_worker = int(os.environ.get("SCIMGATE_DB_POOL_SIZE") or default_db_pool_size(2))
+    directory = two_workers.new_directory()
+    ids = [
+        directory.client.post(directory.url("/Users"), json=user_body()).json()["id"]
+        for _ in range(8)
+    ]
+    headers = dict(directory.client.headers)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        with psycopg.connect(two_workers.database_url, autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                ).fetchone()
+                peak = max(peak, row[0] if row else 0)
+
+    def burst(n: int) -> list[int]:
+        with httpx.Client(headers=headers, timeout=30) as client:
+            return [
+                client.get(directory.url(f"/Users/{ids[(n + i) % len(ids)]}")).status_code
+                for i in range(20)
+            ]
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(max_workers=48) as pool:
+            statuses = [s for batch in pool.map(burst, range(48)) for s in batch]
+    finally:
+        done.set()
+        sampler.join()
+    assert statuses == [200] * len(statuses)
+    assert 1 <= peak <= 2 * per_worker, (peak, per_worker)

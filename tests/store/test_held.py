@@ -144,11 +144,38 @@ async def test_a_cancelled_query_does_not_poison_the_next_unit(db: Database) -> 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_units_beyond_the_pool_wait_their_turn(db: Database) -> None:
-    """pool_size=4 lends at most 6 connections; 30 concurrent units all complete."""
+    """pool_size=4 means at most 4 connections, in use or open: 30 concurrent units (reads
+    and writes) all complete, never more than 4 at once, in the order they asked, on the
+    same 4 PostgreSQL sessions (kept, not reopened per unit)."""
+    in_flight = 0
+    peak = 0
+    entered: list[int] = []
+    backends: set[int] = set()
 
     async def unit(n: int) -> int:
-        async with db.read() as conn:
+        nonlocal in_flight, peak
+        lend = db.write() if n % 3 == 0 else db.read()
+        async with lend as conn:
+            entered.append(n)
+            in_flight += 1
+            peak = max(peak, in_flight)
+            backends.add((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             await conn.execute(text("SELECT pg_sleep(0.02)"))
-            return int((await conn.execute(text("SELECT :n"), {"n": n})).scalar_one())
+            got = int((await conn.execute(text("SELECT :n"), {"n": n})).scalar_one())
+            in_flight -= 1
+            return got
 
     assert await asyncio.gather(*(unit(n) for n in range(30))) == list(range(30))
+    assert peak == 4
+    assert len(backends) == 4, backends
+    assert entered[4:] == sorted(entered[4:]), entered  # first come, first served
+    async with db.read() as conn:
+        sessions = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND backend_type = 'client backend'"
+                )
+            )
+        ).scalar_one()
+    assert sessions <= 4

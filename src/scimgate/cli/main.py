@@ -16,7 +16,7 @@ from typing import Any
 from scimgate.directory.tenancy import PROVIDERS, Tenancy
 from scimgate.errors import DomainError, InvalidInput
 from scimgate.logs import configure_server_logging
-from scimgate.settings import DEFAULT_PUBLIC_URL, Settings
+from scimgate.settings import DEFAULT_PUBLIC_URL, Settings, default_db_pool_size
 from scimgate.store.engine import Database, sync_url
 from scimgate.store.migrate import upgrade
 
@@ -278,6 +278,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["SCIMGATE_DATABASE_URL"] = settings.database_url
         os.environ["SCIMGATE_PUBLIC_URL"] = settings.public_url
         os.environ["SCIMGATE_GC_FREEZE"] = str(settings.gc_freeze).lower()
+        if not os.environ.get("SCIMGATE_DB_POOL_SIZE"):
+            # The default pool is per machine: the workers share it.
+            os.environ["SCIMGATE_DB_POOL_SIZE"] = str(default_db_pool_size(args.workers))
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()  # writes out the buffered log: exec runs no exit handlers

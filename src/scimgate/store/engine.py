@@ -176,8 +176,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             url,
             pool_pre_ping=False,
+            # The lender below never holds more than pool_size: no overflow needed.
             pool_size=pool_size,
-            max_overflow=pool_size // 2,
+            max_overflow=0,
             pool_recycle=_RECYCLE_S,
             # Prepared statements break behind PgBouncer in transaction mode.
             connect_args={"prepare_threshold": None},
@@ -190,8 +191,7 @@ class Database:
         )
         self._postgres = PostgresLender(
             self.engine,
-            size=pool_size + pool_size // 2,
-            keep=pool_size,
+            size=pool_size,
             recycle_s=_RECYCLE_S,
             prepare=prepared_statements,
         )

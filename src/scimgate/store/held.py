@@ -27,16 +27,15 @@ log = logging.getLogger("scimgate.store")
 
 
 class PostgresLender:
-    """At most ``size`` connections in use at once; up to ``keep`` of them stay open
-    between units. A waiting unit gets the next connection returned (FIFO)."""
+    """At most ``size`` connections, in use or kept open between units; a unit beyond
+    that waits for the next connection returned (FIFO). A fixed number, not a pool that
+    grows under load: more connections than PostgreSQL has cores to run only lengthen
+    every request's queue (see :func:`scimgate.settings.default_db_pool_size`)."""
 
-    def __init__(
-        self, engine: AsyncEngine, *, size: int, keep: int, recycle_s: float, prepare: bool
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, size: int, recycle_s: float, prepare: bool) -> None:
         self._engine = engine
         self._prepare = prepare
         self._slots = asyncio.Semaphore(size)
-        self._keep = keep
         self._recycle_s = recycle_s
         self._idle: list[tuple[float, PostgresConnection]] = []
 
@@ -68,7 +67,7 @@ class PostgresLender:
             healthy = healthy and await conn.settle()
         except Exception:  # settle's rollback failed: the link is gone
             healthy = False
-        if healthy and len(self._idle) < self._keep:
+        if healthy:  # never more than size: the slots bound every connection made
             self._idle.append((opened, conn))
         else:
             await _close(conn, invalidate=not healthy)
