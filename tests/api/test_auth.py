@@ -53,6 +53,7 @@ async def test_the_openapi_document_lists_every_route_and_the_scheme(stack: Stac
             if method in item:
                 assert item[method]["security"] == [{"ApiKey": []}], (method, template)
                 assert "401" in item[method]["responses"], (method, template)
+                assert "503" in item[method]["responses"], (method, template)
     docs = await stack.client.get(f"{API_MOUNT}/docs")
     assert docs.status_code == 200
     assert f"{API_MOUNT}/openapi.json" in docs.text

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
-from scimgate.store.engine import Database
+from scimgate.store.engine import Database, DatabaseUnavailable
 
 _COUNT = text("SELECT count(*) FROM organizations")
 
@@ -120,8 +119,8 @@ async def test_a_killed_connection_is_replaced(db: Database) -> None:
         try:
             async with db.read() as conn:
                 other = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        except DBAPIError:
-            failures += 1  # the one unit that meets the dead link
+        except DatabaseUnavailable:
+            failures += 1  # the one unit that may meet the dead link before it hangs up
             continue
         assert other != pid
     assert failures <= 1
@@ -179,3 +178,32 @@ async def test_units_beyond_the_pool_wait_their_turn(db: Database) -> None:
             )
         ).scalar_one()
     assert sessions <= 4
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_connection_the_server_ended_while_idle_is_not_lent_again(db: Database) -> None:
+    """A backend terminated between units (a restart, an administrator, an idle timeout)
+    says so on its socket: the next unit gets a new connection and does not fail."""
+    async with db.read() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    async with db.read() as killer:  # the same connection: the only idle one
+        other = (await killer.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert other == pid
+    admin = Database(db.url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        async with admin.read() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            for _ in range(100):  # until it is gone
+                gone = (
+                    await conn.execute(
+                        text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+                    )
+                ).scalar_one()
+                if gone:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await admin.dispose()
+    async with db.read() as conn:
+        fresh = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert fresh != pid

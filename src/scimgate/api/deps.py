@@ -11,13 +11,13 @@ from fastapi.security import HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from scimgate.api.errors import error_response
+from scimgate.api.errors import error_response, unavailable_response
 from scimgate.api.models import ErrorResponse
 from scimgate.directory.api_keys import ApiKeys
 from scimgate.directory.tenancy import Tenancy
 from scimgate.events.webhooks import Webhooks
 from scimgate.settings import Settings
-from scimgate.store.engine import Database
+from scimgate.store.engine import Database, DatabaseUnavailable
 
 MAX_LIMIT = 1000
 
@@ -53,18 +53,20 @@ After = Annotated[
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer (400, 401 and 422 on
-    every route: a NUL character anywhere in the path or query is a 400)."""
+    """OpenAPI entries for the error statuses a route can answer (400, 401, 422 and 503
+    on every route: a NUL character anywhere in the path or query is a 400, and any
+    route can find the database out of reach)."""
     described = {
         400: "Invalid request (bad cursor, rule document, filter combination, NUL character).",
         401: "Missing, unknown or revoked API key.",
         404: "No such resource.",
         409: "Conflicts with existing data.",
         422: "The request does not match the schema.",
+        503: "The database cannot be reached; retry after `Retry-After` seconds.",
     }
     return {
         s: {"model": ErrorResponse, "description": described[s]}
-        for s in sorted({400, 401, 422, *statuses})
+        for s in sorted({400, 401, 422, 503, *statuses})
     }
 
 
@@ -93,7 +95,11 @@ class ApiKeyAuth:
         secret = secret.strip()
         key = None
         if scheme.lower() == "bearer" and secret:
-            key = await self.api_keys.authenticate(secret)
+            try:
+                key = await self.api_keys.authenticate(secret)
+            except DatabaseUnavailable as exc:
+                await unavailable_response(exc)(scope, receive, send)
+                return
         if key is None:
             message = (
                 "invalid or revoked API key"

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from scimgate.directory.reads import InvalidCursor
 from scimgate.errors import Conflict, DomainError, NotFound
 from scimgate.events.feed import InvalidCursor as InvalidFeedCursor
+from scimgate.store.engine import DatabaseUnavailable
 
 log = logging.getLogger("scimgate.api")
 
@@ -132,6 +133,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
+def unavailable_response(exc: DatabaseUnavailable) -> JSONResponse:
+    """503 with ``Retry-After``: the host app's backend retries, as an IdP does."""
+    log.warning("%s", exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable; retry later",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DatabaseUnavailable)
+    return unavailable_response(exc)
+
+
 async def _unexpected(_request: Request, _exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal server error; see the server log")
 
@@ -141,6 +158,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(InvalidFeedCursor, _domain_error)  # a ValueError, not a domain one
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

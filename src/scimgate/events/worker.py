@@ -48,7 +48,7 @@ from scimgate.events.outbox import Event
 from scimgate.events.webhooks import EXCERPT_BYTES, FAILED, PENDING, SUCCEEDED
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
-from scimgate.store.engine import Database
+from scimgate.store.engine import Database, DatabaseUnavailable
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import (
     events,
@@ -242,6 +242,10 @@ class WebhookWorker:
                             # PostgreSQL: an older transaction still runs; look again
                             # soon rather than a whole poll later.
                             wait = min(wait, 0.05 * 2 ** min(self._held_back, 6))
+                    except DatabaseUnavailable as exc:  # expected in an outage: no traceback
+                        failures += 1
+                        wait = min(30.0, self.poll_interval * 2**failures)
+                        log.warning("webhook worker: %s; retrying in %.1f s", exc, wait)
                     except Exception:
                         failures += 1
                         wait = min(30.0, self.poll_interval * 2**failures)

@@ -7,11 +7,13 @@ Database` lends them to units of work (see :mod:`scimgate.store.held`).
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 from psycopg import AsyncClientCursor, adapt
-from psycopg.pq import PipelineStatus, TransactionStatus
+from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +30,7 @@ statement's error surfaces later, at another statement or at COMMIT; its mapping
 applies there (see :class:`PostgresConnection`)."""
 
 _IDLE = TransactionStatus.IDLE
+_CONNECTION_OK = ConnStatus.OK
 # Up to this many statements go in one simple-query message (parameters bound by psycopg;
 # a batch INSERT counts as one: it is sent as one multi-row INSERT); longer batches in a
 # pipeline, where PostgreSQL parses each statement once per batch rather than once per row.
@@ -277,6 +280,33 @@ class PostgresConnection:
         self._reset()
         if begun:
             await self._send("ROLLBACK")  # _reset() left nothing pending
+
+    def hung_up(self) -> bool:
+        """Whether the server ended this idle connection while it waited in the pool.
+
+        No round trip: a zero-timeout poll of the socket. An idle session is sent nothing
+        unasked but the FATAL of a shutdown or a terminated backend and then EOF (or a
+        link's reset), or rarely a harmless message (a parameter's new value, TLS
+        housekeeping): what is there is read without blocking, and the connection counts
+        as gone only if libpq then finds it closed. After a database restart the next
+        unit gets a fresh connection instead of failing on the dead one.
+        """
+        driver = self._driver
+        if driver is None:
+            return False
+        if driver.closed or driver.broken:
+            return True
+        pgconn = driver.pgconn
+        try:
+            # libpq reads once per call: a FATAL message first, its EOF at the next.
+            for _ in range(3):
+                readable, _, _ = select.select([pgconn.socket], [], [], 0)
+                if not readable:
+                    break
+                pgconn.consume_input()
+        except (OSError, ValueError, psycopg.OperationalError):
+            return True  # EOF, a reset, or no socket left
+        return bool(pgconn.status != _CONNECTION_OK)
 
     async def settle(self) -> bool:
         """After a unit: whether this connection can serve the next one as it is (idle,

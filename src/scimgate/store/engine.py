@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -42,6 +43,42 @@ def replayable(exc: BaseException) -> bool:
     return (
         isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
     )
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached, or the link to it broke mid-unit: a transient
+    failure to retry (HTTP 503), not a refusal of the request. A write that met it may or
+    may not have committed (the link can break during COMMIT)."""
+
+    retry_after_s = 5
+    """What the HTTP layers put in ``Retry-After``: a restart or fail-over takes seconds."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach rather than that a statement
+    failed: no connection (refused, reset, closed; psycopg gives no SQLSTATE then), a
+    connection exception (class 08), a server shutting down, restarting or dropping the
+    database (57P01-57P05), or no connection slot left (53300)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(orig, psycopg.OperationalError):
+        return False
+    state = orig.sqlstate
+    return state is None or state.startswith(("08", "57P")) or state == "53300"
+
+
+@asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    """Raise :class:`~scimgate.errors.DatabaseUnavailable` for what :func:`unavailable`
+    recognises, from the unit's own statements as from getting its connection."""
+    try:
+        yield
+    except Exception as exc:
+        if unavailable(exc):
+            cause = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())
+            raise DatabaseUnavailable(f"the database is unavailable: {cause}") from exc
+        raise
 
 
 def sync_url(database_url: str) -> URL:
@@ -213,14 +250,14 @@ class Database:
             with self._sqlite.read() as inline:
                 yield inline
             return
-        async with self._postgres.lend() as conn:
+        async with _reachable(), self._postgres.lend() as conn:
             yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
         """A read-write transaction; commits on success, rolls back on any exception."""
         if not self.is_sqlite:
-            async with self._postgres.lend() as pg:
+            async with _reachable(), self._postgres.lend() as pg:
                 await pg.begin()
                 try:
                     yield pg

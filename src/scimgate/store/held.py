@@ -57,9 +57,12 @@ class PostgresLender:
         now = time.monotonic()
         while self._idle:
             opened, conn = self._idle.pop()
-            if now - opened < self._recycle_s:
+            if now - opened >= self._recycle_s:
+                await _close(conn)
+            elif conn.hung_up():  # the server went away (or restarted) meanwhile
+                await _close(conn, invalidate=True)
+            else:
                 return opened, conn
-            await _close(conn)
         return now, PostgresConnection(await self._engine.connect(), prepare=self._prepare)
 
     async def _give_back(self, opened: float, conn: PostgresConnection, healthy: bool) -> None:
