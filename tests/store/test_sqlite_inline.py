@@ -9,9 +9,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from scimgate.store.engine import Database
+from scimgate.store import engine
+from scimgate.store.engine import Database, DatabaseUnavailable
 from scimgate.store.migrate import upgrade
 
 
@@ -61,3 +63,43 @@ async def test_a_write_waits_for_a_foreign_lock_without_blocking_the_loop(
     assert count == 1, "the write must happen once the lock is released"
     assert waited >= release_after * 0.8, "the write cannot have run while the lock was held"
     assert max(gaps) < 0.2, f"the event loop was blocked for {max(gaps):.3f} s"
+
+
+async def test_a_lock_held_past_the_wait_is_unavailable_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process keeps the write lock longer than a write waits (30 s; 0.3 s here):
+    the write fails as DatabaseUnavailable (a 503 over HTTP, to retry), not as sqlite3's
+    OperationalError (a 500), and nothing of it is stored."""
+    monkeypatch.setattr(engine, "_LOCK_WAIT_S", 0.3)
+    path = tmp_path / "held.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    db = Database(url)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        start = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="locked by another process"):
+            async with db.write() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO organizations (id, name, created_at, updated_at) "
+                        "VALUES ('o1', 'n', '2026-01-01', '2026-01-01')"
+                    )
+                )
+        assert 0.3 <= time.monotonic() - start < 5
+        holder.execute("COMMIT")
+        async with db.write() as conn:  # the lock is free: writes work again
+            await conn.execute(
+                text(
+                    "INSERT INTO organizations (id, name, created_at, updated_at) "
+                    "VALUES ('o2', 'n', '2026-01-01', '2026-01-01')"
+                )
+            )
+        async with db.read() as conn:
+            ids = (await conn.execute(text("SELECT id FROM organizations"))).scalars().all()
+    finally:
+        await db.dispose()
+        holder.close()
+    assert ids == ["o2"]

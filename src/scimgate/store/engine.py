@@ -153,8 +153,13 @@ async def _begin_immediate(sync: Connection) -> Any:
         try:
             return sync.begin()
         except (OperationalError, sqlite3.OperationalError) as exc:
-            if "locked" not in str(getattr(exc, "orig", exc)) or loop.time() > deadline:
+            if "locked" not in str(getattr(exc, "orig", exc)):
                 raise
+            if loop.time() > deadline:
+                # Another process (a CLI command, a backup) holds the file's write lock.
+                raise DatabaseUnavailable(
+                    f"the database is locked by another process (waited {_LOCK_WAIT_S:g} s)"
+                ) from exc
             await asyncio.sleep(random.uniform(0.005, 0.02))
 
 
