@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import AsyncClientCursor, adapt
-from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
+from psycopg.pq import PipelineStatus, TransactionStatus
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,7 +30,6 @@ statement's error surfaces later, at another statement or at COMMIT; its mapping
 applies there (see :class:`PostgresConnection`)."""
 
 _IDLE = TransactionStatus.IDLE
-_CONNECTION_OK = ConnStatus.OK
 # Up to this many statements go in one simple-query message (parameters bound by psycopg;
 # a batch INSERT counts as one: it is sent as one multi-row INSERT); longer batches in a
 # pipeline, where PostgreSQL parses each statement once per batch rather than once per row.
@@ -284,29 +283,23 @@ class PostgresConnection:
     def hung_up(self) -> bool:
         """Whether the server ended this idle connection while it waited in the pool.
 
-        No round trip: a zero-timeout poll of the socket. An idle session is sent nothing
-        unasked but the FATAL of a shutdown or a terminated backend and then EOF (or a
-        link's reset), or rarely a harmless message (a parameter's new value, TLS
-        housekeeping): what is there is read without blocking, and the connection counts
-        as gone only if libpq then finds it closed. After a database restart the next
-        unit gets a fresh connection instead of failing on the dead one.
+        No round trip: a zero-timeout poll of the socket. An idle session that has read
+        every result is sent nothing unasked but the FATAL of a shutdown or a terminated
+        backend (then EOF), or a link's reset; anything readable counts as gone. The rare
+        harmless exceptions (a reported parameter changing on a standby's promotion, a
+        TLS key update) cost one reconnect. After a database restart the next unit gets
+        a fresh connection instead of failing on the dead one.
         """
         driver = self._driver
         if driver is None:
             return False
         if driver.closed or driver.broken:
             return True
-        pgconn = driver.pgconn
         try:
-            # libpq reads once per call: a FATAL message first, its EOF at the next.
-            for _ in range(3):
-                readable, _, _ = select.select([pgconn.socket], [], [], 0)
-                if not readable:
-                    break
-                pgconn.consume_input()
+            readable, _, _ = select.select([driver.pgconn.socket], [], [], 0)
         except (OSError, ValueError, psycopg.OperationalError):
-            return True  # EOF, a reset, or no socket left
-        return bool(pgconn.status != _CONNECTION_OK)
+            return True  # no socket left
+        return bool(readable)
 
     async def settle(self) -> bool:
         """After a unit: whether this connection can serve the next one as it is (idle,
