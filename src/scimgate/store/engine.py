@@ -139,6 +139,25 @@ def configure_sqlite(
     event.listen(sync_engine, "begin", _sqlite_on_begin)
 
 
+_LINK_TIMEOUTS = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+"""libpq's TCP settings for a link that dies silently (a fail-over that moves the
+address, a partition, a NAT that forgets): an idle pooled connection is found dead within
+~60 s (keepalives; then its socket says so, see ``PostgresConnection.hung_up``), and a
+request whose data the server stops acknowledging fails after 30 s instead of the
+kernel's ~15 minutes of retransmissions. Client-side socket options: nothing is sent to
+the server (PgBouncer is fine). The database URL's own values win."""
+
+
+def _link_timeouts(url: URL) -> dict[str, str]:
+    return {k: v for k, v in _LINK_TIMEOUTS.items() if k not in url.query}
+
+
 _INLINE_BUSY_MS = 50
 _RECYCLE_S = 1800.0
 _LOCK_WAIT_S = 30.0
@@ -223,7 +242,7 @@ class Database:
             max_overflow=0,
             pool_recycle=_RECYCLE_S,
             # Prepared statements break behind PgBouncer in transaction mode.
-            connect_args={"prepare_threshold": None},
+            connect_args={"prepare_threshold": None, **_link_timeouts(url)},
             # Connections stay in autocommit: reads need no BEGIN/COMMIT, and no
             # isolation-level switch per checkout (~60 µs each way); write() sends its
             # own BEGIN and COMMIT (see PostgresConnection).
