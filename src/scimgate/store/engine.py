@@ -68,17 +68,22 @@ def unavailable(exc: BaseException) -> bool:
     return state is None or state.startswith(("08", "57P")) or state == "53300"
 
 
-@asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    """Raise :class:`~scimgate.errors.DatabaseUnavailable` for what :func:`unavailable`
-    recognises, from the unit's own statements as from getting its connection."""
-    try:
-        yield
-    except Exception as exc:
-        if unavailable(exc):
+class _Reachable:
+    """``async with _REACHABLE``: raise :class:`DatabaseUnavailable` for what
+    :func:`unavailable` recognises, from a unit's statements as from getting its
+    connection. A stateless class, not a generator: ~1 µs less per unit."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, Exception) and unavailable(exc):
             cause = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())
             raise DatabaseUnavailable(f"the database is unavailable: {cause}") from exc
-        raise
+        return False
+
+
+_REACHABLE = _Reachable()
 
 
 def sync_url(database_url: str) -> URL:
@@ -274,14 +279,14 @@ class Database:
             with self._sqlite.read() as inline:
                 yield inline
             return
-        async with _reachable(), self._postgres.lend() as conn:
+        async with _REACHABLE, self._postgres.lend() as conn:
             yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
         """A read-write transaction; commits on success, rolls back on any exception."""
         if not self.is_sqlite:
-            async with _reachable(), self._postgres.lend() as pg:
+            async with _REACHABLE, self._postgres.lend() as pg:
                 await pg.begin()
                 try:
                     yield pg
