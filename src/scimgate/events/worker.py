@@ -242,14 +242,13 @@ class WebhookWorker:
                             # PostgreSQL: an older transaction still runs; look again
                             # soon rather than a whole poll later.
                             wait = min(wait, 0.05 * 2 ** min(self._held_back, 6))
-                    except DatabaseUnavailable as exc:  # expected in an outage: no traceback
+                    except Exception as exc:
                         failures += 1
                         wait = min(30.0, self.poll_interval * 2**failures)
-                        log.warning("webhook worker: %s; retrying in %.1f s", exc, wait)
-                    except Exception:
-                        failures += 1
-                        wait = min(30.0, self.poll_interval * 2**failures)
-                        log.exception("webhook worker: step failed; retrying in %.1f s", wait)
+                        if isinstance(exc, DatabaseUnavailable):  # an outage: no traceback
+                            log.warning("webhook worker: %s; retrying in %.1f s", exc, wait)
+                        else:
+                            log.exception("webhook worker: step failed; retrying in %.1f s", wait)
                     await self._idle(stop, in_flight, wait)
                     in_flight = {t for t in in_flight if not t.done()}
             finally:

@@ -73,7 +73,7 @@ class PostgresLender:
         if healthy:  # never more than size: the slots bound every connection made
             self._idle.append((opened, conn))
         else:
-            await _close(conn, invalidate=not healthy)
+            await _close(conn, invalidate=True)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
