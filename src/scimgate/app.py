@@ -82,12 +82,7 @@ def create_app(
     to head.
     """
     settings = settings or Settings.from_env()
-    db = Database(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        background_checkpoints=True,
-        prepared_statements=settings.pg_prepared_statements,
-    )
+    db = Database(settings.database_url, **settings.database_options(background_checkpoints=True))
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)

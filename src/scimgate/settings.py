@@ -6,22 +6,33 @@ itself and passes it to :func:`scimgate.create_app`.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_DATABASE_URL = "sqlite:///scimgate.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+T = TypeVar("T")
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_parsed(name: str, default: T, parse: Callable[[str], T], what: str) -> T:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    return _env_parsed(name, default, int, "an integer")
+
+
+def _env_seconds(name: str, default: float) -> float:
+    return _env_parsed(name, default, float, "a number of seconds")
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -86,6 +97,23 @@ class Settings:
     sessions between clients; left on there, a process turns it off itself at the first
     error, with a warning."""
 
+    db_lock_timeout: float = 10.0
+    """PostgreSQL: seconds a statement may wait for a lock held elsewhere (a row another
+    transaction is changing, a table a migration or an operator locked) before the
+    request gets 503 with ``Retry-After``; 0 leaves the server's ``lock_timeout``. Bounds
+    how long one stuck lock can hold this process's connections, which every tenant
+    shares."""
+
+    db_statement_timeout: float = 0.0
+    """PostgreSQL: seconds any one statement may run before the request gets 503; 0 (the
+    default) leaves the server's ``statement_timeout``. Deleting a directory is one
+    statement that grows with its size: leave room for your largest."""
+
+    db_pool_timeout: float = 30.0
+    """PostgreSQL: seconds a request may wait for one of this process's connections
+    (all in use) before it gets 503; 0 waits as long as it takes. An IdP gives up on a
+    request after about 60 s."""
+
     webhook_allow_private: bool = False
     """Allow webhook URLs on loopback/private/link-local addresses (off: SSRF guard)."""
 
@@ -109,6 +137,13 @@ class Settings:
         if self.db_pool_size < 1:
             # Zero connections would leave every request waiting forever.
             raise ValueError(f"SCIMGATE_DB_POOL_SIZE must be at least 1, got {self.db_pool_size}")
+        for name in ("db_lock_timeout", "db_statement_timeout", "db_pool_timeout"):
+            value = getattr(self, name)
+            if not 0 <= value < math.inf:  # NaN fails too
+                raise ValueError(
+                    f"SCIMGATE_{name.upper()} must be 0 (no bound) or a positive number of "
+                    f"seconds, got {value}"
+                )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -121,6 +156,11 @@ class Settings:
             default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
             db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", default_db_pool_size()),
             pg_prepared_statements=_env_bool("SCIMGATE_PG_PREPARED_STATEMENTS", True),
+            db_lock_timeout=_env_seconds("SCIMGATE_DB_LOCK_TIMEOUT", cls.db_lock_timeout),
+            db_statement_timeout=_env_seconds(
+                "SCIMGATE_DB_STATEMENT_TIMEOUT", cls.db_statement_timeout
+            ),
+            db_pool_timeout=_env_seconds("SCIMGATE_DB_POOL_TIMEOUT", cls.db_pool_timeout),
             webhook_allow_private=_env_bool("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", False),
             event_retention_days=_env_int(
                 "SCIMGATE_EVENT_RETENTION_DAYS", cls.event_retention_days
@@ -133,6 +173,18 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def database_options(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for ``scimgate.store.engine.Database`` (after the URL), from
+        these settings; ``overrides`` win (a CLI command's small pool, say)."""
+        return {
+            "pool_size": self.db_pool_size,
+            "prepared_statements": self.pg_prepared_statements,
+            "lock_timeout": self.db_lock_timeout,
+            "statement_timeout": self.db_statement_timeout,
+            "pool_timeout": self.db_pool_timeout,
+            **overrides,
+        }
 
     @property
     def base_url(self) -> str:

@@ -92,15 +92,37 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     assert "needs PostgreSQL" in result.stderr
 
 
-def test_serve_refuses_a_pool_of_no_connections(tmp_path: Path) -> None:
-    """Every request would wait forever for a connection: say so before serving."""
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        # Every request would wait forever for a connection.
+        ("SCIMGATE_DB_POOL_SIZE", "0", "SCIMGATE_DB_POOL_SIZE must be at least 1, got 0"),
+        (
+            "SCIMGATE_DB_LOCK_TIMEOUT",
+            "-1",
+            "SCIMGATE_DB_LOCK_TIMEOUT must be 0 (no bound) or a positive number of seconds, "
+            "got -1.0",
+        ),
+        ("SCIMGATE_DB_STATEMENT_TIMEOUT", "nan", "SCIMGATE_DB_STATEMENT_TIMEOUT must be 0"),
+        (
+            "SCIMGATE_DB_POOL_TIMEOUT",
+            "soon",
+            "SCIMGATE_DB_POOL_TIMEOUT must be a number of seconds, got 'soon'",
+        ),
+    ],
+)
+def test_serve_refuses_database_settings_it_cannot_honour(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    """Say so before serving, in one line, and touch no database."""
     result = subprocess.run(
         [sys.executable, "-m", "scimgate", "serve", "--database-url", f"sqlite:///{tmp_path}/x.db"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "SCIMGATE_DB_POOL_SIZE": "0"},
+        env={**os.environ, name: value},
     )
     assert result.returncode == 1
-    assert "SCIMGATE_DB_POOL_SIZE must be at least 1, got 0" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.db").exists()

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from scimgate.store.engine import Database, DatabaseUnavailable
+from scimgate.store.engine import Database
+from scimgate.store.transient import DatabaseUnavailable
 
 _COUNT = text("SELECT count(*) FROM organizations")
 
@@ -207,3 +208,67 @@ async def test_a_connection_the_server_ended_while_idle_is_not_lent_again(db: Da
     async with db.read() as conn:
         fresh = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     assert fresh != pid
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_wait_past_the_pool_timeout_fails_busy_and_loses_no_connection(
+    database_url: str,
+) -> None:
+    """Units that give up waiting (some just as a connection is handed to them) must
+    leave every connection lendable: afterwards, all of them can be lent at once."""
+    db = Database(database_url, pool_size=2, pool_timeout=0.05)
+    outcomes: list[str] = []
+
+    async def unit(hold: float) -> None:
+        try:
+            async with db.read() as conn:
+                await conn.execute(text("SELECT pg_sleep(:s)"), {"s": hold})
+            outcomes.append("served")
+        except DatabaseUnavailable as exc:
+            assert exc.busy and "all 2 connections of this process stayed in use" in str(exc)
+            outcomes.append("busy")
+
+    try:
+        # Holds around the timeout, so that grants and time-outs race.
+        await asyncio.gather(*(unit(0.01 + 0.004 * (n % 20)) for n in range(80)))
+        assert "busy" in outcomes and "served" in outcomes, outcomes
+        held = asyncio.Event()
+        lent = 0
+
+        async def hold_one() -> None:
+            nonlocal lent
+            async with db.read() as conn:
+                await conn.execute(text("SELECT 1"))
+                lent += 1
+                if lent == 2:
+                    held.set()
+                await held.wait()
+
+        await asyncio.wait_for(asyncio.gather(hold_one(), hold_one()), timeout=5)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_each_session_gets_the_timeouts_and_a_pooler_session_does_not(
+    database_url: str,
+) -> None:
+    """Set once per connection opened, not per unit; left to the server (the role's
+    settings) where a pooler may share sessions, i.e. with prepared statements off."""
+    show = text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+    for prepared, expected in ((True, ("1500ms", "2min")), (False, ("0", "0"))):
+        db = Database(
+            database_url,
+            pool_size=2,
+            prepared_statements=prepared,
+            lock_timeout=1.5,
+            statement_timeout=120,
+        )
+        try:
+            for _ in range(3):
+                async with db.write() as conn:
+                    assert tuple((await conn.execute(show)).one()) == expected
+                async with db.read() as conn:
+                    assert tuple((await conn.execute(show)).one()) == expected
+        finally:
+            await db.dispose()

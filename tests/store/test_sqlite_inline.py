@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from scimgate.store import engine
-from scimgate.store.engine import Database, DatabaseUnavailable
+from scimgate.store.engine import Database
 from scimgate.store.migrate import upgrade
+from scimgate.store.transient import DatabaseUnavailable
 
 
 async def test_a_write_waits_for_a_foreign_lock_without_blocking_the_loop(
@@ -68,19 +68,19 @@ async def test_a_write_waits_for_a_foreign_lock_without_blocking_the_loop(
 async def test_a_lock_held_past_the_wait_is_unavailable_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process keeps the write lock longer than a write waits (30 s; 0.3 s here):
-    the write fails as DatabaseUnavailable (a 503 over HTTP, to retry), not as sqlite3's
+    """Another process keeps the write lock longer than a write waits
+    (``SCIMGATE_DB_LOCK_TIMEOUT``, 10 s by default; 0.3 s here): the write fails as
+    DatabaseUnavailable, busy (a 503 over HTTP, to retry), not as sqlite3's
     OperationalError (a 500), and nothing of it is stored."""
-    monkeypatch.setattr(engine, "_LOCK_WAIT_S", 0.3)
     path = tmp_path / "held.db"
     url = f"sqlite:///{path}"
     upgrade(url)
-    db = Database(url)
+    db = Database(url, lock_timeout=0.3)
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     try:
         start = time.monotonic()
-        with pytest.raises(DatabaseUnavailable, match="locked by another process"):
+        with pytest.raises(DatabaseUnavailable, match="busy: locked by another process") as e:
             async with db.write() as conn:
                 await conn.execute(
                     text(
@@ -89,6 +89,7 @@ async def test_a_lock_held_past_the_wait_is_unavailable_and_writes_nothing(
                     )
                 )
         assert 0.3 <= time.monotonic() - start < 5
+        assert e.value.busy and e.value.public == "the database is busy; retry later"
         holder.execute("COMMIT")
         async with db.write() as conn:  # the lock is free: writes work again
             await conn.execute(

@@ -47,3 +47,32 @@ def test_a_pool_of_no_connections_is_refused(monkeypatch: pytest.MonkeyPatch, si
     monkeypatch.setenv("SCIMGATE_DB_POOL_SIZE", size)
     with pytest.raises(ValueError, match="SCIMGATE_DB_POOL_SIZE must be at least 1"):
         Settings.from_env()
+
+
+def test_the_bounded_waits_default_to_10_s_for_locks_30_s_for_a_connection_and_no_statement_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("LOCK", "STATEMENT", "POOL"):
+        monkeypatch.delenv(f"SCIMGATE_DB_{name}_TIMEOUT", raising=False)
+    options = Settings.from_env().database_options()
+    assert (options["lock_timeout"], options["statement_timeout"], options["pool_timeout"]) == (
+        10.0,
+        0.0,
+        30.0,
+    )
+    monkeypatch.setenv("SCIMGATE_DB_LOCK_TIMEOUT", "2.5")
+    monkeypatch.setenv("SCIMGATE_DB_STATEMENT_TIMEOUT", "45")
+    monkeypatch.setenv("SCIMGATE_DB_POOL_TIMEOUT", "0")
+    options = Settings.from_env().database_options(pool_size=2)
+    assert options["pool_size"] == 2  # a caller's own value wins
+    assert (options["lock_timeout"], options["statement_timeout"], options["pool_timeout"]) == (
+        2.5,
+        45.0,
+        0.0,
+    )
+
+
+@pytest.mark.parametrize("value", [-0.5, float("inf"), float("nan")])
+def test_a_wait_that_is_not_0_or_a_positive_number_of_seconds_is_refused(value: float) -> None:
+    with pytest.raises(ValueError, match=r"SCIMGATE_DB_POOL_TIMEOUT must be 0 \(no bound\) or"):
+        Settings(db_pool_timeout=value)

@@ -17,7 +17,8 @@ from scimgate.directory.api_keys import ApiKeys
 from scimgate.directory.tenancy import Tenancy
 from scimgate.events.webhooks import Webhooks
 from scimgate.settings import Settings
-from scimgate.store.engine import Database, DatabaseUnavailable
+from scimgate.store.engine import Database
+from scimgate.store.transient import DatabaseUnavailable
 
 MAX_LIMIT = 1000
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from scimgate.directory.reads import InvalidCursor
 from scimgate.errors import Conflict, DomainError, NotFound
 from scimgate.events.feed import InvalidCursor as InvalidFeedCursor
-from scimgate.store.engine import DatabaseUnavailable
+from scimgate.store.transient import DatabaseUnavailable
 
 log = logging.getLogger("scimgate.api")
 
@@ -137,10 +137,7 @@ def unavailable_response(exc: DatabaseUnavailable) -> JSONResponse:
     """503 with ``Retry-After``: the host app's backend retries, as an IdP does."""
     log.warning("%s", exc)
     return error_response(
-        503,
-        "database_unavailable",
-        "the database is unavailable; retry later",
-        headers={"Retry-After": str(exc.retry_after_s)},
+        503, "database_unavailable", exc.public, headers={"Retry-After": str(exc.retry_after_s)}
     )
 
 

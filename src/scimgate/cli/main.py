@@ -203,11 +203,7 @@ COMMANDS.update(api_keys_cli.COMMANDS)
 
 
 async def _with_tenancy(command: Command, args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(
-        settings.database_url,
-        pool_size=2,
-        prepared_statements=settings.pg_prepared_statements,
-    )
+    db = Database(settings.database_url, **settings.database_options(pool_size=2))
     try:
         return await command(args, settings, Tenancy(db))
     finally:
@@ -259,11 +255,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.with_overrides(gc_freeze=True)  # a server process of our own
 
     async def announce() -> None:
-        db = Database(
-            settings.database_url,
-            pool_size=2,
-            prepared_statements=settings.pg_prepared_statements,
-        )
+        db = Database(settings.database_url, **settings.database_options(pool_size=2))
         try:
             await _first_run(settings, Tenancy(db), demo=not args.no_demo)
         finally:

@@ -44,8 +44,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the worker until SIGTERM/SIGINT (or one pass with ``--once``)."""
     db = Database(
         settings.database_url,
-        pool_size=min(settings.db_pool_size, 5),
-        prepared_statements=settings.pg_prepared_statements,
+        **settings.database_options(pool_size=min(settings.db_pool_size, 5)),
     )
     try:
         worker = WebhookWorker.from_settings(db, settings)

@@ -48,7 +48,7 @@ from scimgate.events.outbox import Event
 from scimgate.events.webhooks import EXCERPT_BYTES, FAILED, PENDING, SUCCEEDED
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
-from scimgate.store.engine import Database, DatabaseUnavailable
+from scimgate.store.engine import Database
 from scimgate.store.prepared import Prepared
 from scimgate.store.tables import (
     events,
@@ -58,6 +58,7 @@ from scimgate.store.tables import (
     webhook_deliveries,
     webhook_endpoints,
 )
+from scimgate.store.transient import DatabaseUnavailable
 
 log = logging.getLogger("scimgate.webhooks")
 

@@ -19,7 +19,8 @@ from scimgate.scim.endpoints import ScimEndpoints
 from scimgate.scim.errors import ScimError
 from scimgate.scim.http import error_response, scim_response
 from scimgate.settings import Settings
-from scimgate.store.engine import Database, DatabaseUnavailable
+from scimgate.store.engine import Database
+from scimgate.store.transient import DatabaseUnavailable
 
 SCIM_MOUNT = "/scim/v2"
 
@@ -95,11 +96,7 @@ def _error_for(request: Request, exc: Exception) -> ScimError:
     if isinstance(exc, DatabaseUnavailable):
         # Transient: the IdP retries. One line per request, not a traceback each.
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return ScimError(
-            503,
-            "the database is unavailable; retry later",
-            headers={"Retry-After": str(exc.retry_after_s)},
-        )
+        return ScimError(503, exc.public, headers={"Retry-After": str(exc.retry_after_s)})
     # The traceback goes to the operator's log; the client gets a SCIM error, never a page.
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return ScimError(500, "internal server error; the operator's log has details")

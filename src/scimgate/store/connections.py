@@ -258,6 +258,17 @@ class PostgresConnection:
             self._loader = adapt.Transformer(self._driver)
         return self._driver
 
+    async def configure(self, settings: Mapping[str, str]) -> None:
+        """Session settings (``SET name = value``), once, on a connection just opened: one
+        round trip. Not where a pooler may share the server session (prepared statements
+        off, or turned off by :func:`~scimgate.store.literals.lost`): a ``SET`` there
+        would stay on a server session other clients get, and miss the ones this
+        connection's transactions land on; set them on the role there instead."""
+        driver = await self._raw()
+        if settings and self._literals.prepares:
+            sql = ";".join(f"SET {name} = {value}" for name, value in settings.items())
+            await simple_query.run(driver, sql, self._loader)
+
     async def begin(self) -> None:
         self._in_transaction = self._begin_pending = True
         self._finished = False

@@ -11,13 +11,13 @@ constraints and row locks taken by the repositories.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import psycopg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -28,6 +28,7 @@ from scimgate.store.checkpoint import WalCheckpointer
 from scimgate.store.connections import Conn
 from scimgate.store.held import PostgresLender, SqliteLender
 from scimgate.store.literals import LOST_SQLSTATES
+from scimgate.store.transient import DatabaseUnavailable, transient
 
 _WRITE = "scimgate_write"
 _READ = "scimgate_read"
@@ -45,41 +46,19 @@ def replayable(exc: BaseException) -> bool:
     )
 
 
-class DatabaseUnavailable(Exception):
-    """The database could not be reached, or the link to it broke mid-unit: a transient
-    failure to retry (HTTP 503), not a refusal of the request. A write that met it may or
-    may not have committed (the link can break during COMMIT)."""
-
-    retry_after_s = 5
-    """What the HTTP layers put in ``Retry-After``: a restart or fail-over takes seconds."""
-
-
-def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database is out of reach rather than that a statement
-    failed: no connection (refused, reset, closed; psycopg gives no SQLSTATE then), a
-    connection exception (class 08), a server shutting down, restarting or dropping the
-    database (57P01-57P05), or no connection slot left (53300)."""
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if not isinstance(orig, psycopg.OperationalError):
-        return False
-    state = orig.sqlstate
-    return state is None or state.startswith(("08", "57P")) or state == "53300"
-
-
 class _Reachable:
     """``async with _REACHABLE``: raise :class:`DatabaseUnavailable` for what
-    :func:`unavailable` recognises, from a unit's statements as from getting its
-    connection. A stateless class, not a generator: ~1 µs less per unit."""
+    :func:`~scimgate.store.transient.transient` recognises, from a unit's statements as
+    from getting its connection. A stateless class, not a generator: ~1 µs less per unit."""
 
     async def __aenter__(self) -> None:
         return None
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> bool:
-        if isinstance(exc, Exception) and unavailable(exc):
-            cause = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())
-            raise DatabaseUnavailable(f"the database is unavailable: {cause}") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, DatabaseUnavailable):
+            mapped = transient(exc)
+            if mapped is not None:
+                raise mapped from exc
         return False
 
 
@@ -163,16 +142,21 @@ def _link_timeouts(url: URL) -> dict[str, str]:
     return {k: v for k, v in _LINK_TIMEOUTS.items() if k not in url.query}
 
 
+def _session_settings(**timeouts: float) -> dict[str, str]:
+    """``SET`` values (milliseconds, at least 1) of the timeouts that are not 0."""
+    return {name: str(max(1, round(s * 1000))) for name, s in timeouts.items() if s > 0}
+
+
 _INLINE_BUSY_MS = 50
 _RECYCLE_S = 1800.0
-_LOCK_WAIT_S = 30.0
 
 
-async def _begin_immediate(sync: Connection) -> Any:
-    """BEGIN IMMEDIATE on SQLite, waiting for another process's write lock without
-    blocking the event loop: each attempt waits at most _INLINE_BUSY_MS, then we sleep."""
+async def _begin_immediate(sync: Connection, wait_s: float) -> Any:
+    """BEGIN IMMEDIATE on SQLite, waiting up to ``wait_s`` (0: for as long as it takes)
+    for another process's write lock without blocking the event loop: each attempt waits
+    at most _INLINE_BUSY_MS, then we sleep."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + _LOCK_WAIT_S
+    deadline = loop.time() + wait_s if wait_s else math.inf
     while True:
         try:
             return sync.begin()
@@ -182,7 +166,8 @@ async def _begin_immediate(sync: Connection) -> Any:
             if loop.time() > deadline:
                 # Another process (a CLI command, a backup) holds the file's write lock.
                 raise DatabaseUnavailable(
-                    f"the database is locked by another process (waited {_LOCK_WAIT_S:g} s)"
+                    f"the database is busy: locked by another process (waited {wait_s:g} s)",
+                    busy=True,
                 ) from exc
             await asyncio.sleep(random.uniform(0.005, 0.02))
 
@@ -203,16 +188,28 @@ class Database:
         pool_size: int = 10,
         background_checkpoints: bool = False,
         prepared_statements: bool = True,
+        lock_timeout: float = 0.0,
+        statement_timeout: float = 0.0,
+        pool_timeout: float = 0.0,
     ) -> None:
         """``background_checkpoints``: on a SQLite file, checkpoint the WAL from a thread
         instead of inside commits (see :mod:`scimgate.store.checkpoint`); for a
         long-running server. ``prepared_statements``: PostgreSQL, see
-        :mod:`scimgate.store.literals` (off behind a pooler that shares sessions)."""
+        :mod:`scimgate.store.literals` (off behind a pooler that shares sessions).
+
+        Bounded waits, in seconds, 0 for none. ``lock_timeout``: on SQLite, how long a
+        write waits for another process's lock on the file; on PostgreSQL it is set on
+        each session this process opens, with ``statement_timeout`` (both left to the
+        server's own settings when 0, or when a pooler shares sessions).
+        ``pool_timeout``: how long a unit waits for a free PostgreSQL connection. A unit
+        past one of them fails with :class:`DatabaseUnavailable` (``busy``) and its
+        transaction rolls back."""
         # psycopg 3 serves both the sync and the async engine; SQLite is driven inline.
         url = sync_url(database_url)
         self.url = url
         self.dialect = url.get_backend_name()
         self._sqlite_writer = asyncio.Lock()
+        self._lock_wait_s = lock_timeout
         if self.dialect == "sqlite":
             self.sync_engine = create_engine(
                 sync_url(database_url),
@@ -260,6 +257,10 @@ class Database:
             size=pool_size,
             recycle_s=_RECYCLE_S,
             prepare=prepared_statements,
+            session=_session_settings(
+                lock_timeout=lock_timeout, statement_timeout=statement_timeout
+            ),
+            wait_s=pool_timeout,
         )
 
     def _sqlite_checkout(self, write: bool) -> Connection:
@@ -301,7 +302,7 @@ class Database:
             inline = self._sqlite.writer()
             ok = False
             try:
-                with await _begin_immediate(inline.sync):
+                with await _begin_immediate(inline.sync, self._lock_wait_s):
                     yield inline
                 ok = True
             finally:

@@ -15,33 +15,63 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scimgate.store.connections import InlineConnection, PostgresConnection
+from scimgate.store.transient import DatabaseUnavailable
 
 log = logging.getLogger("scimgate.store")
 
 
 class PostgresLender:
     """At most ``size`` connections, in use or kept open between units; a unit beyond
-    that waits for the next connection returned (FIFO). A fixed number, not a pool that
-    grows under load: more connections than PostgreSQL has cores to run only lengthen
-    every request's queue (see :func:`scimgate.settings.default_db_pool_size`)."""
+    that waits for the next connection returned (FIFO), for at most ``wait_s`` (0: no
+    bound), then fails with :class:`~scimgate.store.transient.DatabaseUnavailable`. A
+    fixed number, not a pool that grows under load: more connections than PostgreSQL has
+    cores to run only lengthen every request's queue (see
+    :func:`scimgate.settings.default_db_pool_size`). ``session``: settings each new
+    connection gets (see :meth:`PostgresConnection.configure`)."""
 
-    def __init__(self, engine: AsyncEngine, *, size: int, recycle_s: float, prepare: bool) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        size: int,
+        recycle_s: float,
+        prepare: bool,
+        session: Mapping[str, str] | None = None,
+        wait_s: float = 0.0,
+    ) -> None:
         self._engine = engine
         self._prepare = prepare
+        self._size = size
         self._slots = asyncio.Semaphore(size)
         self._recycle_s = recycle_s
+        self._session = dict(session or {})
+        self._wait_s = wait_s
         self._idle: list[tuple[float, PostgresConnection]] = []
+
+    async def _slot(self) -> None:
+        if not (self._wait_s and self._slots.locked()):
+            await self._slots.acquire()  # free now: no timer to arm
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()  # cancelled after the grant, it hands it on
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"the database is busy: all {self._size} connections of this process "
+                f"stayed in use for {self._wait_s:g} s",
+                busy=True,
+            ) from None
 
     @asynccontextmanager
     async def lend(self) -> AsyncIterator[PostgresConnection]:
-        await self._slots.acquire()
+        await self._slot()
         try:
             opened, conn = await self._take()
             healthy = False
@@ -63,7 +93,14 @@ class PostgresLender:
                 await _close(conn, invalidate=True)
             else:
                 return opened, conn
-        return now, PostgresConnection(await self._engine.connect(), prepare=self._prepare)
+        conn = PostgresConnection(await self._engine.connect(), prepare=self._prepare)
+        if self._session:
+            try:
+                await conn.configure(self._session)
+            except BaseException:
+                await _close(conn, invalidate=True)
+                raise
+        return now, conn
 
     async def _give_back(self, opened: float, conn: PostgresConnection, healthy: bool) -> None:
         try:
