@@ -98,11 +98,12 @@ class Settings:
     error, with a warning."""
 
     db_lock_timeout: float = 10.0
-    """PostgreSQL: seconds a statement may wait for a lock held elsewhere (a row another
-    transaction is changing, a table a migration or an operator locked) before the
-    request gets 503 with ``Retry-After``; 0 leaves the server's ``lock_timeout``. Bounds
-    how long one stuck lock can hold this process's connections, which every tenant
-    shares."""
+    """Seconds a statement may wait for a lock held elsewhere before the request gets 503
+    with ``Retry-After``: on PostgreSQL (its ``lock_timeout``) a row another transaction
+    is changing, a table a migration or an operator locked; on SQLite another process's
+    write lock on the file. 0: no bound of ours (PostgreSQL keeps the server's
+    ``lock_timeout``). Bounds how long one stuck lock holds this process's connections,
+    which every tenant shares."""
 
     db_statement_timeout: float = 0.0
     """PostgreSQL: seconds any one statement may run before the request gets 503; 0 (the

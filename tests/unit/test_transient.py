@@ -8,7 +8,7 @@ import pytest
 from psycopg import errors
 from sqlalchemy.exc import DBAPIError
 
-from scimgate.store.transient import DatabaseUnavailable, busy, transient, unavailable
+from scimgate.store.transient import busy, transient, unavailable
 
 
 def _wrapped(orig: Exception, *, invalidated: bool = False) -> DBAPIError:
@@ -71,8 +71,6 @@ def test_an_outage_reads_unavailable_to_the_client_and_keeps_its_cause_for_the_l
     assert mapped is not None and not mapped.busy
     assert mapped.public == "the database is unavailable; retry later"
     assert str(mapped) == "the database is unavailable: connection refused is it up?"
-    already = DatabaseUnavailable("pool", busy=True)
-    assert transient(already) is already
 
 
 def test_a_link_sqlalchemy_invalidated_is_unavailable() -> None:

@@ -69,9 +69,7 @@ def busy(exc: BaseException) -> bool:
 
 
 def transient(exc: BaseException) -> DatabaseUnavailable | None:
-    """The :class:`DatabaseUnavailable` that ``exc`` amounts to, or None."""
-    if isinstance(exc, DatabaseUnavailable):
-        return exc
+    """The :class:`DatabaseUnavailable` that the driver's ``exc`` amounts to, or None."""
     is_busy = busy(exc)
     if not (is_busy or unavailable(exc)):
         return None
