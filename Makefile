@@ -39,6 +39,7 @@ test: $(STAMP) postgres lint typecheck
 bench-smoke: $(STAMP) postgres
 	$(BIN)/python bench/run.py --size smoke --backend both
 	$(BIN)/python bench/tenants.py --backend both --tenants 6 --users 20 --groups 1 --members-per-group 10
+	$(BIN)/python bench/members.py --backend both --small 10 --large 300 --iterations 3
 	@if command -v valgrind >/dev/null; then \
 	  $(BIN)/python bench/instructions.py --backend sqlite --size smoke; \
 	else echo "valgrind is not installed: bench/instructions.py not run"; fi

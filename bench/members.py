@@ -13,10 +13,15 @@ request at a time, as Entra's PATCHes would arrive:
   remove_1       PATCH /Groups/{id}  remove 1 member (each of those 10, one request each)
   get_excl       GET /Groups/{id}?excludedAttributes=members
   member_check   GET /Groups?filter=id eq "…" and members[value eq "…"]&attributes=id
+  members_page   GET /api/v1/groups/{id}/members?limit=100: the first page (management API)
+  members_walk   the same, following next_cursor through every page of the group, once
+  get_full       GET /Groups/{id} with its members, whole (SCIM has no member paging), 5 times
 
 Every iteration adds the same 10 users and removes them again, so group sizes stay put.
 Targets (issue 4): add_10 and remove_1 p50 ≤ 5 ms and the same for both sizes; get_excl on
-the large group costs the same as on the empty one.
+the large group costs the same as on the empty one; a page of a large group's members
+costs the same at any depth (members_walk against its first page), and the server's
+peak RSS stays ≤ 250 MB.
 """
 
 from __future__ import annotations
@@ -47,7 +52,13 @@ def parse_args() -> argparse.Namespace:
 
 
 async def measure(
-    base: str, token: str, groups: dict[str, str], pool: list[str], member: dict[str, str], a: Any
+    base: str,
+    token: str,
+    groups: dict[str, str],
+    pool: list[str],
+    member: dict[str, str],
+    a: Any,
+    api: tuple[str, str],
 ) -> dict[str, dict[str, float]]:
     flag = "?" + loadgen.COMPLIANT_FLAG if a.dialect == "compliant" else ""
     amp = "&" if flag else "?"
@@ -92,6 +103,34 @@ async def measure(
                 filter_ = f'id eq "{groups[size]}" and members[value eq "{member[size]}"]'
                 url = f"{base}/Groups{flag}{amp}filter={quote(filter_, safe='')}&attributes=id"
                 await timed(f"member_check/{size}", "GET", url, None, (200,))
+    api_base, api_key = api
+    async with loadgen.Client("aiohttp", 1, api_key) as client:
+        for _ in range(a.iterations):
+            for size in ("small", "large"):
+                url = f"{api_base}/groups/{groups[size]}/members?limit=100"
+                await timed(f"members_page/{size}", "GET", url, None, (200,))
+        after, pages, walked = "", 0, 0
+        while after is not None:
+            url = f"{api_base}/groups/{groups['large']}/members?limit=100" + (
+                f"&after={quote(after, safe='')}" if after else ""
+            )
+            start = time.perf_counter()
+            status, raw = await client.send("GET", url, None)
+            lat.setdefault("members_walk/large", []).append(time.perf_counter() - start)
+            if status != 200:
+                errors.append(f"members_walk: GET {url} → {status} {raw[:200]!r}")
+                break
+            page = json.loads(raw)
+            walked += len(page["data"])
+            pages += 1
+            after = page["next_cursor"]
+        if walked != a.large:
+            errors.append(f"members_walk: {walked:,} members in {pages} pages, not {a.large:,}")
+    async with loadgen.Client("aiohttp", 1, token) as client:
+        for _ in range(5):
+            await timed(
+                "get_full/large", "GET", f"{base}/Groups/{groups['large']}{flag}", None, (200,)
+            )
     if errors:
         raise RuntimeError("requests failed:\n" + "\n".join(errors[:10]))
     return {k: {"requests": len(v), **loadgen.summarize(v)} for k, v in lat.items()}
@@ -118,8 +157,10 @@ def run_backend(backend: str, a: argparse.Namespace) -> dict[str, Any]:
             f"members in {seeded_s:.1f} s"
         )
         member = {"small": small_ids[len(small_ids) // 2], "large": large_ids[len(large_ids) // 2]}
+        key = harness.cli(url, srv.base_url, "api-key", "create", "--name", "bench")["key"]
+        api = (f"{srv.base_url}/api/v1", key)
         results = loadgen.run_async(
-            measure(directory.scim_base_url, directory.token, groups, pool, member, a)
+            measure(directory.scim_base_url, directory.token, groups, pool, member, a, api)
         )
         rss = loadgen.peak_rss_mb(srv.pid)
     return {
@@ -162,6 +203,14 @@ def report(r: dict[str, Any]) -> list[str]:
         )
     empty, large = ops["get_excl/empty"]["p50_ms"], ops["get_excl/large"]["p50_ms"]
     check("get_excl large ≈ empty (p50 within 1.5x)", large <= 1.5 * empty, f"x{large / empty:.2f}")
+    first, walk = ops["members_page/large"]["p50_ms"], ops["members_walk/large"]["p50_ms"]
+    check(
+        "member pages at any depth ≈ the first (p50 within 1.5x)",
+        walk <= 1.5 * first,
+        f"x{walk / first:.2f}",
+    )
+    rss = r["server_peak_rss_mb"]
+    check("server peak RSS ≤ 250 MB (get_full included)", rss * 1.048576 <= 250, f"{rss:.0f} MiB")
     return lines
 
 
