@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,6 +48,7 @@ from scimgate.scim.render import (
     members_value,
     project,
     resource,
+    selects_within,
     wants,
 )
 from scimgate.settings import Settings
@@ -313,7 +315,7 @@ class ScimEndpoints:
         when the selection keeps them (a group can have 100k members) and they may exist
         (``related_empty``: a resource created without any)."""
         key = "groups" if resource_type == "User" else "members"
-        related: dict[str, list[dict[str, Any]]] = {}
+        related: dict[str, list[dict[str, Any]] | orjson.Fragment] = {}
         if records and not related_empty and wants(params.attributes, params.excluded, key):
             ids = [r.id for r in records]
             if all(r.groups is not None for r in records):  # read with the users
@@ -321,9 +323,12 @@ class ScimEndpoints:
             elif resource_type == "User":
                 found_groups = await user_repo.groups_of(conn, ids)
                 related = {k: groups_value(v, caller.scim_base) for k, v in found_groups.items()}
-            else:
+            elif selects_within(params.attributes, params.excluded, key):
                 found_members = await group_repo.members_of(conn, ids)
                 related = {k: members_value(v, caller.scim_base) for k, v in found_members.items()}
+            else:  # passed on as the database wrote it: a 100k-member group stays one string
+                written = await group_repo.members_json(conn, ids, caller.scim_base)
+                related = {k: orjson.Fragment(v) for k, v in written.items()}
         return [
             project(
                 resource(

@@ -120,6 +120,14 @@ def wants(paths: list[AttrPath] | None, excluded: list[AttrPath] | None, key: st
     return True
 
 
+def selects_within(paths: list[AttrPath] | None, excluded: list[AttrPath] | None, key: str) -> bool:
+    """Whether attribute selection reaches inside the top-level attribute ``key``
+    (``attributes=members.value``, ``excludedAttributes=members.display``): its value must
+    then be built as objects for :func:`project` to cut, not passed on as JSON text."""
+    lk = key.lower()
+    return any(p[0] == lk and len(p) > 1 for p in (*(paths or ()), *(excluded or ())))
+
+
 def project(
     res: dict[str, Any], attributes: list[AttrPath] | None, excluded: list[AttrPath] | None
 ) -> dict[str, Any]:

@@ -41,11 +41,21 @@ def loads(text: str | bytes, **fallback: Any) -> Any:
 
 
 def dumps_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON."""
+    """Compact UTF-8 JSON. ``value`` may hold ``orjson.Fragment`` values: JSON text passed
+    on as it is."""
     try:
         return orjson.dumps(value, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a >64-bit integer, a lone surrogate…
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), default=_unfragment
+        ).encode("utf-8")
+
+
+def _unfragment(value: Any) -> Any:
+    """For ``json.dumps``, which cannot write JSON text as it is: its parsed value."""
+    if isinstance(value, orjson.Fragment):
+        return loads(orjson.dumps(value))  # a Fragment alone dumps as its text
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def dumps(value: Any) -> str:
