@@ -1,10 +1,10 @@
 """A group's ``members``, as SCIM returns them, are written by the database as JSON text
 (``directory.groups.members_json``) and passed on as they are: a 100,000-member group is
-one string in the server, not 100,000 objects. What a client receives must be exactly
-what rendering each member as an object gives (the path still taken when the request
-selects attributes inside ``members``): the same keys and values, the ``display``
-fallbacks, escaping, nested groups, the order members were added, each group's own
-members in a list of several, on both backends.
+one string in the server, not 100,000 objects. A request that selects attributes inside
+``members`` gets them parsed and cut instead, and both must agree. What a client
+receives: the keys and values, the ``display`` fallbacks, escaping, nested groups, the
+order members were added, each group's own members in a list of several, on both
+backends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from tests.integration.helpers import DROP, create_group, create_user, patch_body
 from tests.live import Directory, LiveServer
 
-# Every sub-attribute of members named: the members are built as objects and projected.
+# Every sub-attribute of members named: the members are parsed and projected.
 AS_OBJECTS = "attributes=members.value,members.$ref,members.type,members.display,displayName"
 
 

@@ -46,15 +46,6 @@ CHUNK = 500
 """Ids per IN-list: well under both backends' parameter limits."""
 
 
-@dataclass(frozen=True)
-class Member:
-    """One member as SCIM renders it: id, ``User`` or ``Group``, and a display name."""
-
-    value: str
-    type: str
-    display: str | None
-
-
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), CHUNK):
         yield list(items[start : start + CHUNK])
@@ -651,37 +642,6 @@ async def replace_members(
     return added, removed
 
 
-_member_group = groups.alias("member_group")
-_MEMBERS_OF = (
-    select(
-        group_members.c.group_id,
-        group_members.c.member_id,
-        group_members.c.user_id,
-        func.coalesce(
-            group_members.c.display,
-            users.c.display_name,
-            users.c.user_name,
-            _member_group.c.display_name,
-        ),
-    )
-    .outerjoin(users, users.c.id == group_members.c.user_id)
-    .outerjoin(_member_group, _member_group.c.id == group_members.c.member_group_id)
-    .where(group_members.c.group_id.in_(bindparam("group_ids", expanding=True)))
-    .order_by(group_members.c.group_id, group_members.c.created_at, group_members.c.member_id)
-)
-
-
-async def members_of(conn: Conn, group_ids: Sequence[str]) -> dict[str, list[Member]]:
-    """All members of each group, for rendering ``Group.members``."""
-    found: dict[str, list[Member]] = {gid: [] for gid in group_ids}
-    if not group_ids:
-        return found
-    rows = await conn.execute(_MEMBERS_OF, {"group_ids": list(group_ids)})
-    for group_id, member_id, user_id, display in rows:
-        found[group_id].append(Member(member_id, "User" if user_id else "Group", display))
-    return found
-
-
 _MEMBER_DISPLAY = "COALESCE(gm.display, u.display_name, u.user_name, mg.display_name)"
 _MEMBER_REF = (
     "CAST(:scim_base AS TEXT) || CASE WHEN gm.user_id IS NULL THEN '/Groups/' ELSE '/Users/' END"
@@ -703,7 +663,7 @@ SELECT gm.group_id, CAST(json_agg(json_strip_nulls(json_build_object(
     'display', {_MEMBER_DISPLAY})) ORDER BY gm.created_at, gm.member_id) AS TEXT)
 {_MEMBER_ROWS}
 GROUP BY gm.group_id"""
-    ),
+    ).bindparams(bindparam("group_ids", expanding=True)),
     # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates the rows of a sorted
     # subquery in their order (tests/integration/test_group_members_json.py checks it).
     "sqlite": text(
@@ -717,18 +677,15 @@ SELECT group_id, json_group_array(json(member)) FROM (
   {_MEMBER_ROWS}
   ORDER BY gm.group_id, gm.created_at, gm.member_id
 ) GROUP BY group_id"""
-    ),
-}
-_MEMBERS_JSON = {
-    name: statement.bindparams(bindparam("group_ids", expanding=True))
-    for name, statement in _MEMBERS_JSON.items()
+    ).bindparams(bindparam("group_ids", expanding=True)),
 }
 
 
 async def members_json(conn: Conn, group_ids: Sequence[str], scim_base: str) -> dict[str, str]:
-    """Each group's ``members`` value as JSON text, written by the database: what
-    :func:`members_of` gives, rendered as SCIM does (``value``, ``$ref``, ``type``,
-    ``display`` when there is one), in the order members were added. A group of 100,000
+    """Each group's ``members`` value as SCIM renders it, as JSON text the database
+    writes: ``value``, ``$ref``, ``type`` (``User`` or ``Group``) and ``display`` (the one
+    the client gave, else the member's displayName, else a user's userName) when there is
+    one, in the order members were added (one request's: by id). A group of 100,000
     members is then one string of ~17 MB in the process, not 100,000 rows and objects
     (~85 MB more at its peak). Groups without members are left out."""
     statement = _MEMBERS_JSON[conn.dialect.name]

@@ -45,7 +45,6 @@ from scimgate.scim.render import (
     ENDPOINTS,
     LIST_SCHEMA,
     groups_value,
-    members_value,
     project,
     resource,
     selects_within,
@@ -54,6 +53,7 @@ from scimgate.scim.render import (
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database, replayable
+from scimgate.store.jsoncodec import loads
 from scimgate.store.precondition import AssumptionFailed, Precondition
 
 _UNKNOWN = object()
@@ -323,12 +323,12 @@ class ScimEndpoints:
             elif resource_type == "User":
                 found_groups = await user_repo.groups_of(conn, ids)
                 related = {k: groups_value(v, caller.scim_base) for k, v in found_groups.items()}
-            elif selects_within(params.attributes, params.excluded, key):
-                found_members = await group_repo.members_of(conn, ids)
-                related = {k: members_value(v, caller.scim_base) for k, v in found_members.items()}
-            else:  # passed on as the database wrote it: a 100k-member group stays one string
+            else:
                 written = await group_repo.members_json(conn, ids, caller.scim_base)
-                related = {k: orjson.Fragment(v) for k, v in written.items()}
+                if selects_within(params.attributes, params.excluded, key):  # to cut
+                    related = {k: loads(v) for k, v in written.items()}
+                else:  # passed on as it is: a 100k-member group stays one string
+                    related = {k: orjson.Fragment(v) for k, v in written.items()}
         return [
             project(
                 resource(

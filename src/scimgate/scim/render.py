@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from scimgate.directory.groups import Member
 from scimgate.directory.records import ResourceRecord
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -56,20 +55,6 @@ def resource(
         "location": f"{scim_base}/{ENDPOINTS[resource_type]}/{record.id}",
         "version": record.etag,
     }
-    return out
-
-
-def members_value(members: Iterable[Member], scim_base: str) -> list[dict[str, Any]]:
-    out = []
-    for m in members:
-        item: dict[str, Any] = {
-            "value": m.value,
-            "$ref": f"{scim_base}/{ENDPOINTS[m.type]}/{m.value}",
-            "type": m.type,
-        }
-        if m.display is not None:
-            item["display"] = m.display
-        out.append(item)
     return out
 
 
