@@ -173,3 +173,18 @@ def test_a_group_the_fast_encoder_cannot_write_still_carries_its_members(
     got = _members(directory, f"/Groups/{group['id']}")
     assert got[extension] == {"serial": big}
     assert [m["value"] for m in got["members"]] == [user["id"]]
+
+
+def test_hundreds_of_members_keep_the_order_they_were_added_in(directory: Directory) -> None:
+    """Added ten at a time, in thirty PATCHes: one request's members by id, requests in
+    order (on SQLite the order of a sorted subquery's rows, which its aggregate keeps)."""
+    users = [create_user(directory) for _ in range(300)]
+    group = create_group(directory)
+    expected: list[str] = []
+    for start in range(0, 300, 10):
+        chunk = [u["id"] for u in users[start : start + 10]]
+        _add(directory, group["id"], *({"value": uid} for uid in chunk))
+        expected += sorted(chunk)
+    whole = _members(directory, f"/Groups/{group['id']}")["members"]
+    assert [m["value"] for m in whole] == expected
+    assert whole == _members(directory, f"/Groups/{group['id']}?{AS_OBJECTS}")["members"]
