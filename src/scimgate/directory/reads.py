@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, func, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, Table, func, select, true, tuple_, union_all
 
 from scimgate.directory import users as user_store
 from scimgate.directory.keys import fold
@@ -458,11 +458,11 @@ async def group_members_page(
 ) -> ReadPage:
     """One page of a group's direct members (users and nested groups), ordered by member
     id along the membership primary key. Items: ``{"type", "id", "display", "user" |
-    "group"}`` with the normalized member."""
-    exists = (await conn.execute(select(groups.c.id).where(groups.c.id == group_id))).first()
-    if exists is None:
-        raise NotFound(f"no group with id {group_id!r}")
-    query = (
+    "group"}`` with the normalized member.
+
+    One statement for the group, its organization, the page and its users (one snapshot,
+    one round trip; four before); nested groups, rare, take two more."""
+    page = (
         select(
             group_members.c.member_id,
             group_members.c.user_id,
@@ -474,24 +474,37 @@ async def group_members_page(
         .limit(limit + 1)
     )
     if member_type == "user":
-        query = query.where(group_members.c.user_id.is_not(None))
+        page = page.where(group_members.c.user_id.is_not(None))
     elif member_type == "group":
-        query = query.where(group_members.c.member_group_id.is_not(None))
+        page = page.where(group_members.c.member_group_id.is_not(None))
     if cursor is not None:
-        query = query.where(group_members.c.member_id > decode_cursor(cursor, _BY_ID)[0])
-    rows, next_cursor = _page(
-        list(await conn.execute(query)), limit, _BY_ID, lambda r: (r.member_id,)
+        page = page.where(group_members.c.member_id > decode_cursor(cursor, _BY_ID)[0])
+    members = page.subquery("page")
+    query = (
+        select(
+            directories.c.organization_id,
+            members.c.member_id,
+            members.c.member_group_id,
+            members.c.display,
+            *_USER_COLUMNS,  # a user member's row: its own names, as _record reads them
+        )
+        .select_from(
+            groups.join(directories, directories.c.id == groups.c.directory_id)
+            .outerjoin(members, true())  # a group without (more) members: one row of NULLs
+            .outerjoin(users, users.c.id == members.c.user_id)
+        )
+        .where(groups.c.id == group_id)
+        .order_by(members.c.member_id)
     )
-    user_ids = [r.user_id for r in rows if r.user_id is not None]
+    found = list(await conn.execute(query))
+    if not found:
+        raise NotFound(f"no group with id {group_id!r}")
+    organization_id = found[0].organization_id
+    rows, next_cursor = _page(
+        [r for r in found if r.member_id is not None], limit, _BY_ID, lambda r: (r.member_id,)
+    )
     group_ids = [r.member_group_id for r in rows if r.member_group_id is not None]
-    found_users: dict[str, dict[str, Any]] = {}
     found_groups: dict[str, dict[str, Any]] = {}
-    if user_ids:
-        records = [
-            _record(r)
-            for r in await conn.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
-        ]
-        found_users = {u["id"]: u for u in await _normalized_users(conn, records, False)}
     if group_ids:
         records = [
             _record(r)
@@ -499,15 +512,14 @@ async def group_members_page(
         ]
         found_groups = {g["id"]: g for g in await _normalized_groups(conn, records)}
     items: list[dict[str, Any]] = []
-    # Read committed runs each statement on a new snapshot: a member deleted between
-    # the two queries is left out rather than failing the page.
     for r in rows:
-        user = found_users.get(r.user_id) if r.user_id is not None else None
-        group = found_groups.get(r.member_group_id) if r.member_group_id is not None else None
-        if user is not None:
+        if r.id is not None:
+            user = normalized_user(_record(r), organization_id, None)
             display = r.display or user.get("display_name") or user.get("username")
             items.append({"type": "user", "id": r.member_id, "display": display, "user": user})
-        elif group is not None:
+        elif (group := found_groups.get(r.member_group_id or "")) is not None:
+            # Read committed runs each statement on a new snapshot: a nested group deleted
+            # between the two statements is left out rather than failing the page.
             display = r.display or group.get("display_name")
             items.append({"type": "group", "id": r.member_id, "display": display, "group": group})
     return ReadPage(items, next_cursor)
