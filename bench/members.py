@@ -65,15 +65,22 @@ async def measure(
     lat: dict[str, list[float]] = {}
     errors: list[str] = []
 
-    async with loadgen.Client("aiohttp", 1, token) as client:
+    api_base, api_key = api
+    async with (
+        loadgen.Client("aiohttp", 1, token) as scim,
+        loadgen.Client("aiohttp", 1, api_key) as management,
+    ):
 
-        async def timed(key: str, method: str, url: str, body: Any, ok: tuple[int, ...]) -> None:
+        async def timed(
+            key: str, method: str, url: str, body: Any, ok: tuple[int, ...], via: Any = scim
+        ) -> tuple[int, bytes]:
             data = json.dumps(body).encode() if body is not None else None
             start = time.perf_counter()
-            status, raw = await client.send(method, url, data)
+            status, raw = await via.send(method, url, data)
             lat.setdefault(key, []).append(time.perf_counter() - start)
             if status not in ok:
                 errors.append(f"{key}: {method} {url} → {status} {raw[:200]!r}")
+            return status, raw
 
         # Small and large alternate, so that background noise hits both alike.
         for _ in range(a.iterations):
@@ -103,22 +110,17 @@ async def measure(
                 filter_ = f'id eq "{groups[size]}" and members[value eq "{member[size]}"]'
                 url = f"{base}/Groups{flag}{amp}filter={quote(filter_, safe='')}&attributes=id"
                 await timed(f"member_check/{size}", "GET", url, None, (200,))
-    api_base, api_key = api
-    async with loadgen.Client("aiohttp", 1, api_key) as client:
         for _ in range(a.iterations):
             for size in ("small", "large"):
                 url = f"{api_base}/groups/{groups[size]}/members?limit=100"
-                await timed(f"members_page/{size}", "GET", url, None, (200,))
+                await timed(f"members_page/{size}", "GET", url, None, (200,), management)
         after, pages, walked = "", 0, 0
         while after is not None:
             url = f"{api_base}/groups/{groups['large']}/members?limit=100" + (
                 f"&after={quote(after, safe='')}" if after else ""
             )
-            start = time.perf_counter()
-            status, raw = await client.send("GET", url, None)
-            lat.setdefault("members_walk/large", []).append(time.perf_counter() - start)
+            status, raw = await timed("members_walk/large", "GET", url, None, (200,), management)
             if status != 200:
-                errors.append(f"members_walk: GET {url} → {status} {raw[:200]!r}")
                 break
             page = json.loads(raw)
             walked += len(page["data"])
@@ -126,7 +128,6 @@ async def measure(
             after = page["next_cursor"]
         if walked != a.large:
             errors.append(f"members_walk: {walked:,} members in {pages} pages, not {a.large:,}")
-    async with loadgen.Client("aiohttp", 1, token) as client:
         for _ in range(5):
             await timed(
                 "get_full/large", "GET", f"{base}/Groups/{groups['large']}{flag}", None, (200,)
