@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scimgate.logs import line_writer
 from scimgate.store.jsoncodec import dumps
 
 access_log = logging.getLogger("scimgate.access")
@@ -73,4 +74,9 @@ class AccessLog:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                 }
-                access_log.info(dumps(record))
+                line = dumps(record)
+                write = line_writer(access_log)  # serve's own handler: no LogRecord
+                if write is None:
+                    access_log.info(line)
+                else:
+                    write(line)
