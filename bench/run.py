@@ -8,7 +8,8 @@ PostgreSQL database on ``$SCIMGATE_BENCH_PG``, default postgresql://postgres@127
 a fresh ``scimgate serve`` on a free port of 127.0.0.1, an organization and Entra directory
 made with the ``scimgate`` CLI, then ``bench/loadgen.py`` replays an Entra initial +
 incremental cycle and reports latency per operation, the server's peak RSS and CPU.
-Everything is torn down afterwards.
+Everything is torn down afterwards. Before and after the replay it times
+``bench/hostspeed.py``'s fixed work, to say how fast the host was at that moment.
 
 ``--size smoke`` is what CI runs (a few seconds per backend); ``--size standard`` is the
 issue's benchmark (2,000 users, 20 groups x 100 members, concurrency 16) and prints which
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+import hostspeed
 
 SIZES: dict[str, dict[str, int]] = {
     "smoke": {"users": 200, "groups": 4, "members_per_group": 25, "concurrency": 8},
@@ -108,9 +110,11 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
         command = _cycle_command(url, srv, size, dialect, args.cycle, "--verify")
         if args.client:
             command += ["--client", args.client]
+        host_before = hostspeed.calibrate()
         pg_before = harness.postgres_cpu_s() if backend == "postgresql" else None
         out = subprocess.run(command, capture_output=True, text=True, check=False)
         pg_after = harness.postgres_cpu_s() if pg_before is not None else None
+        host_after = hostspeed.calibrate()
         if out.stderr.strip():
             print(out.stderr.rstrip(), file=sys.stderr)
         lines = out.stdout.strip().splitlines()
@@ -126,6 +130,11 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
                 f"postgresql: CPU {used:.2f} s ({per_request:.0f} µs/request; every postgres "
                 "process of this machine)"
             )
+        summary["host_ms"] = [host_before, host_after]
+        print(
+            f"host: {host_before:.1f} ms before, {host_after:.1f} ms after "
+            "(bench/hostspeed.py, the same work each time: lower is a faster host)"
+        )
         if "Traceback" in srv.log():
             print("server log has a traceback:\n" + srv.log()[-3000:], file=sys.stderr)
             summary["errors"] += 1
