@@ -6,9 +6,18 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scimgate.scim.errors import ScimError
-from scimgate.scim.payloads import MemberRef, parse_group, parse_user, user_name_key
+from scimgate.scim.payloads import (
+    MemberRef,
+    member_fields,
+    member_refs,
+    parse_group,
+    parse_user,
+    user_name_key,
+)
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -258,3 +267,38 @@ def test_user_name_key_is_case_and_normalisation_insensitive() -> None:
     assert user_name_key("bob") != user_name_key("bob2")
     key = user_name_key("Ünïcode")
     assert user_name_key(key) == key
+
+
+# -- a member's fields, in any case -----------------------------------------------------
+
+_MEMBER_KEYS = ["value", "Value", "VALUE", "type", "Type", "display", "DISPLAY", "$ref", "$Ref"]
+
+
+def _fields_in_any_case(entry: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The rule, written plainly: the first key spelling each name in any case."""
+
+    def get(name: str) -> Any:
+        return next((v for k, v in entry.items() if k.casefold() == name), None)
+
+    return get("value"), get("type"), get("display")
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([*_MEMBER_KEYS, "primary", "nosuch"]),
+        st.one_of(st.none(), st.text(max_size=3), st.integers()),
+        max_size=5,
+    )
+)
+def test_a_members_fields_are_read_in_any_case_the_fast_way_too(entry: dict[str, Any]) -> None:
+    assert member_fields(entry) == _fields_in_any_case(entry)
+
+
+def test_entras_members_and_oddly_spelled_ones_read_alike() -> None:
+    entra = [{"$ref": None, "value": "u-1"}, {"value": "u-2", "type": "User", "display": "B"}]
+    odd = [{"$Ref": None, "Value": "u-1"}, {"VALUE": "u-2", "Type": "User", "DISPLAY": "B"}]
+    assert member_refs(entra, "members") == member_refs(odd, "members")
+    assert member_refs(entra, "members") == [
+        MemberRef("u-1", None, None),
+        MemberRef("u-2", "User", "B"),
+    ]
