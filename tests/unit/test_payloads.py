@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scimgate.scim.errors import ScimError
 from scimgate.scim.payloads import (
     MemberRef,
+    find_key,
     member_fields,
     member_refs,
     parse_group,
@@ -302,3 +303,11 @@ def test_entras_members_and_oddly_spelled_ones_read_alike() -> None:
         MemberRef("u-1", None, None),
         MemberRef("u-2", "User", "B"),
     ]
+
+
+@given(st.lists(st.sampled_from(["op", "Op", "OP", "path", "PATH", "value", "x"]), unique=True))
+def test_find_key_gives_the_first_key_spelling_the_name_in_any_case(keys: list[str]) -> None:
+    mapping = dict.fromkeys(keys, 0)
+    for name in ("op", "Op", "path", "value", "Value", "missing"):
+        expected = next((k for k in keys if k.casefold() == name.casefold()), None)
+        assert find_key(mapping, name) == expected
