@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 
 from scimgate.store.engine import Database
 from scimgate.store.prepared import Prepared
@@ -20,6 +21,17 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     that runs two units sees the same PostgreSQL connection twice. Modules that need
     another pool define their own ``db``."""
     database = Database(database_url, pool_size=1)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture()
+async def bare_db(database_url: str) -> AsyncIterator[Database]:
+    """A Database (four pooled connections) on the module's database, its organizations
+    deleted first: for tests that count what they wrote."""
+    database = Database(database_url, pool_size=4)
+    async with database.write() as conn:
+        await conn.execute(text("DELETE FROM organizations"))
     yield database
     await database.dispose()
 

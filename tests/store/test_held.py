@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -19,12 +18,8 @@ _COUNT = text("SELECT count(*) FROM organizations")
 
 
 @pytest.fixture()
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=4)
-    async with database.write() as conn:
-        await conn.execute(text("DELETE FROM organizations"))
-    yield database
-    await database.dispose()
+def db(bare_db: Database) -> Database:
+    return bare_db
 
 
 async def _add_org(db: Database) -> None:

@@ -3,9 +3,10 @@
 SQLite allows one writer at a time. A write transaction that starts as a reader and then
 upgrades fails at once with SQLITE_BUSY under concurrency, so on SQLite every ``write()``
 begins with ``BEGIN IMMEDIATE`` (taking the write lock up front, waiting up to
-``busy_timeout``) and writers of one process queue on an asyncio lock instead of spinning
-on the file lock. PostgreSQL runs writes concurrently; correctness there comes from
-constraints and row locks taken by the repositories.
+``busy_timeout``) and writers of one process take turns on one connection instead of
+spinning on the file lock; the units that are ready together share one ``COMMIT`` (see
+:mod:`scimgate.store.shared_commit`). PostgreSQL runs writes concurrently; correctness
+there comes from constraints and row locks taken by the repositories.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from scimgate.store import jsoncodec
 from scimgate.store.checkpoint import WalCheckpointer
-from scimgate.store.connections import Conn
+from scimgate.store.connections import Conn, InlineConnection
 from scimgate.store.held import PostgresLender, SqliteLender
 from scimgate.store.literals import LOST_SQLSTATES
+from scimgate.store.shared_commit import SharedCommits
 from scimgate.store.transient import DatabaseUnavailable, transient
 
 _WRITE = "scimgate_write"
@@ -208,7 +210,7 @@ class Database:
         url = sync_url(database_url)
         self.url = url
         self.dialect = url.get_backend_name()
-        self._sqlite_writer = asyncio.Lock()
+        self._sqlite_writer = asyncio.Lock()  # held from BEGIN to the end of a transaction
         self._lock_wait_s = lock_timeout
         if self.dialect == "sqlite":
             self.sync_engine = create_engine(
@@ -235,6 +237,7 @@ class Database:
                 auto_checkpoint=self._checkpointer is None,
             )
             self._sqlite = SqliteLender(self._sqlite_checkout)
+            self._shared_commits = SharedCommits(self._sqlite_begin, self._sqlite_end)
             return
         self.engine: AsyncEngine = create_async_engine(
             url,
@@ -298,15 +301,28 @@ class Database:
             return
         if self._checkpointer is not None:
             self._checkpointer.start()  # on the first write; a no-op after
-        async with self._sqlite_writer:
+        async with self._shared_commits.unit() as inline:
+            yield inline
+
+    async def _sqlite_begin(self) -> tuple[InlineConnection, Any]:
+        """Take this process's write lock and begin a transaction on the writer (for
+        :class:`~scimgate.store.shared_commit.SharedCommits`)."""
+        await self._sqlite_writer.acquire()
+        try:
             inline = self._sqlite.writer()
-            ok = False
             try:
-                with await _begin_immediate(inline.sync, self._lock_wait_s):
-                    yield inline
-                ok = True
-            finally:
-                self._sqlite.writer_done(ok)
+                return inline, await _begin_immediate(inline.sync, self._lock_wait_s)
+            except BaseException:
+                self._sqlite.writer_done(False)
+                raise
+        except BaseException:
+            self._sqlite_writer.release()
+            raise
+
+    def _sqlite_end(self, committed: bool) -> None:
+        """After the transaction ended: keep the writer (or let it go) and unlock."""
+        self._sqlite.writer_done(committed)
+        self._sqlite_writer.release()
 
     async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and
