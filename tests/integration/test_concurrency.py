@@ -7,6 +7,7 @@ barrier so that they really overlap; nothing here sleeps."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tests.integration.helpers import (
     create_group,
     create_user,
     get_resource,
+    group_body,
     ids,
     member_ids,
     patch_body,
@@ -30,7 +32,7 @@ from tests.integration.helpers import (
     user_body,
     version_number,
 )
-from tests.live import Directory
+from tests.live import Directory, LiveServer
 
 Request = Callable[[httpx.Client], httpx.Response]
 
@@ -211,3 +213,78 @@ def test_concurrent_patches_of_different_attributes_on_one_user(directory: Direc
     }
     assert got[CUSTOM_EXT] == {"costCenter": "X-1", "building": "B-2"}
     assert got["userName"] == user["userName"]
+
+
+def _feed_after(
+    server: LiveServer, key: str, directory_id: str, cursor: str | None, want: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The directory's events after ``cursor``, read until ``want`` came (PostgreSQL serves
+    an event once every older transaction ended) or 30 s passed."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while True:
+        params = {"directory_id": directory_id, **({"after": cursor} if cursor else {})}
+        page = httpx.get(
+            f"{server.base_url}/api/v1/events",
+            params=params,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ).json()
+        seen.extend(page["data"])
+        cursor = page["next_cursor"]
+        if not page["data"] and (len(seen) >= want or time.monotonic() > deadline):
+            return seen, cursor
+        if not page["data"]:
+            time.sleep(0.05)
+
+
+def test_failing_writes_among_concurrent_ones_leave_no_trace(server: LiveServer) -> None:
+    """Writes that fail (a taken userName, an unknown member, a malformed PATCH) race ones
+    that succeed: each gets its own answer, and the database and the event log hold the
+    successful ones' changes and nothing of the others (on SQLite, writes that arrive
+    together share one commit, each in a savepoint of its own)."""
+    directory = server.new_directory("entra")
+    key = server.cli("api-key", "create", "--name", f"race-{uuid.uuid4().hex[:6]}")["key"]
+    taken = create_user(directory)
+    members = [create_user(directory)["id"] for _ in range(4)]
+    gid = create_group(directory)["id"]
+    _, cursor = _feed_after(server, key, directory.id, None, 6)
+
+    def post(path: str, body: dict[str, Any]) -> Request:
+        return lambda client: client.post(directory.url(path), json=body)
+
+    def patch_group(*operations: dict[str, Any]) -> Request:
+        body = patch_body(*operations)
+        return lambda client: client.patch(directory.url(f"/Groups/{gid}"), json=body)
+
+    new = [user_body() for _ in range(10)]
+    requests: list[tuple[int, Request]] = [(201, post("/Users", b)) for b in new]
+    requests += [(409, post("/Users", user_body(userName=taken["userName"].upper())))] * 3
+    requests += [
+        (204, patch_group({"op": "add", "path": "members", "value": [{"value": m}]}))
+        for m in members
+    ]
+    requests += [
+        (400, patch_group({"op": "add", "path": "members", "value": [{"value": m}, {"value": x}]}))
+        for m, x in zip(members, [str(uuid.uuid4()) for _ in members], strict=True)
+    ]
+    requests += [(400, patch_group({"op": "explode", "path": "members", "value": []}))] * 2
+    unknown_member = [{"value": members[0]}, {"value": str(uuid.uuid4())}]
+    requests += [(400, post("/Groups", group_body(members=unknown_member))) for _ in range(3)]
+    responses = run_together(directory, [request for _, request in requests])
+    assert [r.status_code for r in responses] == [
+        200 if s == 204 and r.status_code == 200 else s
+        for (s, _), r in zip(requests, responses, strict=True)
+    ], [(r.status_code, r.text[:200]) for r in responses]
+
+    created = {r.json()["id"] for r in responses if r.status_code == 201}
+    listed = search(directory, "/Users", count=100)
+    assert {u["id"] for u in listed["Resources"]} == created | {taken["id"], *members}
+    assert member_ids(directory, gid) == set(members)
+    assert ids(search(directory, "/Groups")) == [gid]
+
+    events, _ = _feed_after(server, key, directory.id, cursor, len(created) + len(members))
+    assert sorted((e["type"], e["data"].get("user", {}).get("id")) for e in events) == sorted(
+        [("user.created", u) for u in created] + [("group.member_added", None)] * len(members)
+    )
+    assert {e["data"]["member"]["id"] for e in events if "member" in e["data"]} == set(members)
