@@ -18,7 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from scimgate.store.engine import Database
-from scimgate.store.shared_commit import MAX_UNITS
+from scimgate.store.shared_commit import MAX_OPEN_S, MAX_UNITS
 
 _INSERT = text(
     "INSERT INTO organizations (id, name, created_at, updated_at) "
@@ -105,6 +105,28 @@ async def test_a_transaction_holds_at_most_max_units(
     await _together(*(_add(sqlite_db, f"n{i:03}") for i in range(count)))
     assert len(commits) == 2
     assert len(await _names(sqlite_db)) == count
+
+
+async def test_no_unit_joins_a_transaction_open_too_long(
+    sqlite_db: Database, commits: list[int]
+) -> None:
+    """A unit that took longer than MAX_OPEN_S commits without the units that queued
+    behind it meanwhile: its answer does not wait for theirs."""
+    returned: list[str] = []
+
+    async def slow() -> None:
+        async with sqlite_db.write() as conn:
+            await conn.execute(_INSERT, {"id": uuid.uuid4().hex, "name": "slow"})
+            await asyncio.sleep(MAX_OPEN_S * 3)
+        returned.append(f"slow, after {len(commits)} commit(s)")
+
+    async def quick() -> None:
+        await _add(sqlite_db, "quick")
+        returned.append(f"quick, after {len(commits)} commit(s)")
+
+    await _together(slow(), quick())
+    assert returned == ["slow, after 1 commit(s)", "quick, after 2 commit(s)"]
+    assert await _names(sqlite_db) == ["quick", "slow"]
 
 
 async def test_a_lone_unit_commits_as_it_ends(sqlite_db: Database, commits: list[int]) -> None:

@@ -2,11 +2,12 @@
 
 A SQLite commit writes every page the transaction changed to the write-ahead log, two
 writes per page: an add-10-members PATCH changes 16 pages (its rows, their indexes, the
-file's header and the events' sequence among them), and its ``COMMIT`` was about a third
-of its time. The writers of one process take turns anyway (one write lock), and under
-load they are ready together: the requests in flight are read in one turn of the event
-loop. So a unit that began a transaction lets the write units that are ready run in it
-before it commits, and they commit together: the pages they share are written once.
+file's header and the events' sequence among them), and its ``COMMIT`` was a sixth of
+its CPU time (121 to 143 of ~880 µs). The writers of one process take turns anyway (one
+write lock), and under load they are ready together: the requests in flight are read in
+one turn of the event loop. So a unit that began a transaction lets the write units that
+are ready run in it before it commits, and they commit together: the pages they share are
+written once.
 
 - **One unit at a time**, as before: a unit has the connection to itself from its first
   statement to its last (``_turn``), so units never interleave, even one that awaits
@@ -19,7 +20,9 @@ before it commits, and they commit together: the pages they share are written on
   stored, as when a unit's own commit failed.
 - **Alone, a unit commits at once**: after its work it lets the event loop run the tasks
   that are ready (``asyncio.sleep(0)``), and when no writer is waiting to join, commits.
-  At most :data:`MAX_UNITS` share a transaction.
+- **Bounded**: at most :data:`MAX_UNITS` share a transaction, and none joins one that
+  began more than :data:`MAX_OPEN_S` ago, so a unit's answer never waits long for the
+  units that came after it.
 
 On PostgreSQL each unit has its transaction (PostgreSQL groups concurrent commits'
 log flushes itself).
@@ -36,11 +39,15 @@ from typing import Any
 
 from scimgate.store.connections import InlineConnection
 
-__all__ = ["MAX_UNITS", "SharedCommits"]
+__all__ = ["MAX_OPEN_S", "MAX_UNITS", "SharedCommits"]
 
 MAX_UNITS = 32
 """At most this many units share one ``COMMIT``, so a steady stream of writers cannot
 hold one transaction open for ever."""
+
+MAX_OPEN_S = 0.05
+"""A transaction older than this (seconds since its ``BEGIN``) takes no more units: it
+commits when the unit in it is done."""
 
 Begin = Callable[[], Awaitable[tuple[InlineConnection, Any]]]
 """Takes the process's write lock and begins a transaction: the writer connection and its
@@ -51,12 +58,23 @@ after a failure, to close) and releases the write lock."""
 
 
 class _Transaction:
-    __slots__ = ("broken", "closed", "done", "inline", "joined", "running", "transaction")
+    __slots__ = (
+        "broken",
+        "closed",
+        "done",
+        "inline",
+        "joined",
+        "running",
+        "transaction",
+        "until",
+    )
 
     def __init__(self, inline: InlineConnection, transaction: Any) -> None:
         self.inline = inline
         self.transaction = transaction
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.until = loop.time() + MAX_OPEN_S  #: units may join until then
+        self.done: asyncio.Future[None] = loop.create_future()
         # Read here: a failed COMMIT that only failed units were in is no unread error.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.joined = 0  #: units that ran in it so far
@@ -119,17 +137,25 @@ class SharedCommits:
         """Join the open transaction in a savepoint, or begin one (no savepoint: the unit
         that begins it runs alone in it until it is done)."""
         tx = self._open
-        if tx is not None and not tx.closed:
+        if tx is not None and not tx.closed and not self._expired(tx):
             savepoint = f"scimgate_unit_{tx.joined}"
             try:
                 tx.inline._driver.execute(f"SAVEPOINT {savepoint}")
                 return tx, savepoint
             except sqlite3.Error as exc:  # the transaction is gone: it fails, we begin anew
                 self._break(tx, exc)
-                self._commit_if_due(tx)
+        if tx is not None:
+            self._commit_if_due(tx)  # full, expired or broken: it ends before ours begins
         inline, transaction = await self._begin()
         tx = self._open = _Transaction(inline, transaction)
         return tx, None
+
+    def _expired(self, tx: _Transaction) -> bool:
+        """Whether ``tx`` is past :data:`MAX_OPEN_S` (then closed to new units)."""
+        if asyncio.get_running_loop().time() < tx.until:
+            return False
+        tx.closed = True
+        return True
 
     def _break(self, tx: _Transaction, error: BaseException) -> None:
         """The transaction cannot commit (SQLite ended it under a unit, a full disk say):
@@ -181,7 +207,9 @@ class SharedCommits:
 
     def _commit_if_due(self, tx: _Transaction) -> None:
         """Commit ``tx`` unless it ended, a unit is in it, or writers wait to join it."""
-        if tx.done.done() or tx.running or (self._waiting and not tx.closed):
+        if tx.done.done() or tx.running:
+            return
+        if self._waiting and not tx.closed and not self._expired(tx):
             return
         self._close(tx)
         committed = False
