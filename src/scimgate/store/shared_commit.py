@@ -104,7 +104,8 @@ class SharedCommits:
         try:
             tx, savepoint = await self._enter()
             tx.joined += 1
-            tx.closed = tx.joined >= MAX_UNITS
+            if tx.joined >= MAX_UNITS:
+                tx.closed = True  # full: it commits when this unit is done
             tx.running = True
             try:
                 yield tx.inline
