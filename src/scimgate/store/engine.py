@@ -210,7 +210,6 @@ class Database:
         url = sync_url(database_url)
         self.url = url
         self.dialect = url.get_backend_name()
-        self._sqlite_writer = asyncio.Lock()  # held from BEGIN to the end of a transaction
         self._lock_wait_s = lock_timeout
         if self.dialect == "sqlite":
             self.sync_engine = create_engine(
@@ -237,7 +236,7 @@ class Database:
                 auto_checkpoint=self._checkpointer is None,
             )
             self._sqlite = SqliteLender(self._sqlite_checkout)
-            self._shared_commits = SharedCommits(self._sqlite_begin, self._sqlite_end)
+            self._shared_commits = SharedCommits(self._sqlite_begin, self._sqlite.writer_done)
             return
         self.engine: AsyncEngine = create_async_engine(
             url,
@@ -305,24 +304,15 @@ class Database:
             yield inline
 
     async def _sqlite_begin(self) -> tuple[InlineConnection, Any]:
-        """Take this process's write lock and begin a transaction on the writer (for
-        :class:`~scimgate.store.shared_commit.SharedCommits`)."""
-        await self._sqlite_writer.acquire()
+        """Begin a transaction on the writer (for
+        :class:`~scimgate.store.shared_commit.SharedCommits`, which begins one only once
+        the last has ended)."""
+        inline = self._sqlite.writer()
         try:
-            inline = self._sqlite.writer()
-            try:
-                return inline, await _begin_immediate(inline.sync, self._lock_wait_s)
-            except BaseException:
-                self._sqlite.writer_done(False)
-                raise
+            return inline, await _begin_immediate(inline.sync, self._lock_wait_s)
         except BaseException:
-            self._sqlite_writer.release()
+            self._sqlite.writer_done(False)
             raise
-
-    def _sqlite_end(self, committed: bool) -> None:
-        """After the transaction ended: keep the writer (or let it go) and unlock."""
-        self._sqlite.writer_done(committed)
-        self._sqlite_writer.release()
 
     async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and

@@ -50,11 +50,11 @@ MAX_OPEN_S = 0.05
 commits when the unit in it is done."""
 
 Begin = Callable[[], Awaitable[tuple[InlineConnection, Any]]]
-"""Takes the process's write lock and begins a transaction: the writer connection and its
-SQLAlchemy transaction. The lock is held until :data:`End`."""
+"""Begins a transaction (``BEGIN IMMEDIATE``: the file's write lock): the writer connection
+and its SQLAlchemy transaction. Called only once the last transaction has ended."""
 End = Callable[[bool], None]
 """After the transaction ended (True: committed): gives the connection back (to keep or,
-after a failure, to close) and releases the write lock."""
+after a failure, to close)."""
 
 
 class _Transaction:
@@ -196,13 +196,11 @@ class SharedCommits:
     async def _finish(self, tx: _Transaction, *, wait: bool) -> None:
         """Let the writers that are ready join, commit when none is left to, and (``wait``)
         wait for that commit, raising its error."""
-        if not tx.closed:
-            try:
+        try:
+            if not tx.closed:
                 await asyncio.sleep(0)  # the tasks that are ready run: writers queue up
-            except asyncio.CancelledError:
-                self._commit_if_due(tx)
-                raise
-        self._commit_if_due(tx)
+        finally:
+            self._commit_if_due(tx)  # cancelled or not: someone must commit
         if wait:
             await asyncio.shield(tx.done)
 
