@@ -104,6 +104,7 @@ def create_app(
             from scimgate.store.migrate import upgrade
 
             await anyio.to_thread.run_sync(upgrade, settings.database_url)
+        await db.warm_up()  # PostgreSQL: the pool opens, its sessions ready to serve
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(stop)) if worker is not None else None
         if settings.gc_freeze:

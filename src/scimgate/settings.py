@@ -97,6 +97,11 @@ class Settings:
     sessions between clients; left on there, a process turns it off itself at the first
     error, with a warning."""
 
+    pg_warm_sessions: bool = True
+    """PostgreSQL: open the pool's connections at start-up (and replace the ones retired
+    for their age in the background), each with the hot statements prepared and planned
+    before it serves a request. Needs ``pg_prepared_statements``."""
+
     db_lock_timeout: float = 10.0
     """Seconds a statement may wait for a lock held elsewhere before the request gets 503
     with ``Retry-After``: on PostgreSQL (its ``lock_timeout``) a row another transaction
@@ -157,6 +162,7 @@ class Settings:
             default_page_size=_env_int("SCIMGATE_DEFAULT_PAGE_SIZE", cls.default_page_size),
             db_pool_size=_env_int("SCIMGATE_DB_POOL_SIZE", default_db_pool_size()),
             pg_prepared_statements=_env_bool("SCIMGATE_PG_PREPARED_STATEMENTS", True),
+            pg_warm_sessions=_env_bool("SCIMGATE_PG_WARM_SESSIONS", True),
             db_lock_timeout=_env_seconds("SCIMGATE_DB_LOCK_TIMEOUT", cls.db_lock_timeout),
             db_statement_timeout=_env_seconds(
                 "SCIMGATE_DB_STATEMENT_TIMEOUT", cls.db_statement_timeout
@@ -181,6 +187,7 @@ class Settings:
         return {
             "pool_size": self.db_pool_size,
             "prepared_statements": self.pg_prepared_statements,
+            "warm_sessions": self.pg_warm_sessions,
             "lock_timeout": self.db_lock_timeout,
             "statement_timeout": self.db_statement_timeout,
             "pool_timeout": self.db_pool_timeout,

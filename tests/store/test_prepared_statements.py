@@ -7,6 +7,7 @@ calls give the same results (the setting does nothing there)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
@@ -167,3 +168,54 @@ async def test_a_replanned_statement_is_prepared_anew_at_doubling_intervals(db: 
     assert await run(1) == (1, first + 1)  # the 17th ran on a fresh PREPARE
     assert await run(2 * first - 1) == (2 * first, 3 * first)
     assert await run(1) == (1, 3 * first + 1)  # then after 32 more
+
+
+async def test_a_result_type_changed_under_prepared_statements_replays_on_every_session(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A migration run by another process (a newer version, rolling out) changes the type
+    of a column that statements prepared here return: PostgreSQL then refuses to run them
+    ("cached plan must not change result type"). The unit that meets it is replayed, and
+    every session of the process prepares its statements anew, so the next unit on
+    another session does not fail too. Regression: the error reached the client, on
+    each session in turn."""
+    db = Database(database_url, pool_size=2)
+    if db.is_sqlite:
+        await db.dispose()
+        return
+    external_id = f"ext-{uuid.uuid4().hex}"
+    async with db.write() as conn:
+        await conn.execute(_INSERT, org_row(external_id, "typed"))
+    both_in = asyncio.Barrier(2)
+
+    async def prepare_on_a_session() -> None:
+        async with db.read() as conn:
+            await both_in.wait()  # two sessions, each with the statement prepared
+            assert (await conn.execute(_BY_EXTERNAL_ID, {"external_id": external_id})).scalar()
+
+    attempts = 0
+
+    async def read(conn: Conn) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return (await conn.execute(_BY_EXTERNAL_ID, {"external_id": external_id})).scalar()
+
+    try:
+        await asyncio.gather(prepare_on_a_session(), prepare_on_a_session())
+        async with db.read() as conn:
+            await conn.execute(
+                text("ALTER TABLE organizations ALTER COLUMN name TYPE varchar(500)")
+            )
+        with caplog.at_level(logging.WARNING, logger="scimgate.store"):
+            assert await db.transact(read) == "typed"
+            assert attempts == 2
+            attempts = 0
+            await asyncio.gather(prepare_on_a_session(), prepare_on_a_session())
+            assert await db.transact(read) == "typed"
+            assert attempts == 1
+        assert not literals._lost  # still prepared, just anew
+        assert "prepared statements failed" not in caplog.text
+    finally:
+        async with db.read() as conn:
+            await conn.execute(text("ALTER TABLE organizations ALTER name TYPE text"))
+        await db.dispose()

@@ -39,7 +39,7 @@ from scimgate.events.outbox import new_event_id
 from scimgate.store.connections import Conn
 from scimgate.store.follower import Finisher, Follower
 from scimgate.store.ids import ordered_id
-from scimgate.store.prepared import Prepared
+from scimgate.store.prepared import Prepared, keep_warm
 from scimgate.store.tables import UTCDateTime, group_members, groups, users
 
 CHUNK = 500
@@ -581,6 +581,10 @@ _REMOVE_ONE = Prepared(
     .returning(group_members.c.member_id, group_members.c.user_id)
 )
 """What IdPs send most: one member removed per PATCH."""
+keep_warm(_GET, _GET_FOR_UPDATE, _INSERT, _TOUCH, _UPDATE, *_LEAVE.values(), _DELETE)
+keep_warm(_USERS_ANY, _GROUPS_ANY, _ADD, _ADD_USERS_AND_COMMIT, _REMOVE_ONE_AND_COMMIT, _REMOVE_ONE)
+for _column in ("display_name_key", "external_id"):  # the match before a create
+    records.keep_match_warm(groups, _column)
 
 
 def _remove_one(group_id: str, member_id: str, directory_id: str) -> dict[str, str]:

@@ -8,10 +8,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, select
 
 from scimgate.store.connections import Conn
-from scimgate.store.prepared import Prepared
+from scimgate.store.prepared import Prepared, keep_warm
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,11 @@ def _search_statements(
         select(*record_columns(table), func.count().over().label("total_results"))
         .where(*conditions)
         .order_by(*order_by, table.c.created_at, table.c.id)
-        .limit(bindparam("limit"))
+        .limit(bindparam("limit", type_=Integer))
     )
     return _Search(
         first_page=first_page,
-        page=first_page.offset(bindparam("offset")),
+        page=first_page.offset(bindparam("offset", type_=Integer)),
         count=select(func.count()).select_from(table).where(*conditions),
     )
 
@@ -104,6 +104,12 @@ def _match_statements(table: Table, column: str, extra: Any = None) -> _Search:
     if extra is not None:
         first_page, page = first_page.add_columns(extra), page.add_columns(extra)
     return _Search(Prepared(first_page, replan=True), Prepared(page), Prepared(built.count))
+
+
+def keep_match_warm(table: Table, column: str, extra: Any = None) -> None:
+    """Declare the first page of a one-column match hot (see
+    :func:`~scimgate.store.prepared.keep_warm`): the match IdPs run before every create."""
+    keep_warm(_match_statements(table, column, extra).first_page)
 
 
 async def search(

@@ -24,7 +24,7 @@ from scimgate.events.bus import EventBus
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database
 from scimgate.store.precondition import Precondition
-from scimgate.store.prepared import Prepared, Rows
+from scimgate.store.prepared import Prepared, Rows, keep_warm
 from scimgate.store.tables import directories, organizations
 
 PROVIDERS = ("entra", "okta", "onelogin", "jumpcloud", "generic")
@@ -123,6 +123,7 @@ _STILL_OPENS = Prepared(
 )
 """1 while the remembered token, owner and rules still hold; else a division by zero
 (PostgreSQL: an error that aborts the transaction; SQLite: NULL)."""
+keep_warm(_AUTHENTICATE, _STILL_OPENS)
 _REMEMBERED_MAX = 10_000
 
 

@@ -26,7 +26,7 @@ from scimgate.errors import Conflict
 from scimgate.store.connections import Conn, OnError
 from scimgate.store.follower import Follower
 from scimgate.store.ids import ordered_id
-from scimgate.store.prepared import Prepared
+from scimgate.store.prepared import Prepared, keep_warm
 from scimgate.store.tables import group_members, groups, users
 
 _DERIVED = ("user_name", "user_name_key", "external_id", "display_name", "active", "data")
@@ -179,6 +179,10 @@ _GROUPS_OF = _GROUPS.where(
 _GROUPS_OF_ONE = Prepared(
     _GROUPS.where(group_members.c.user_id == bindparam("user_id")).order_by(groups.c.display_name)
 )
+keep_warm(_GET, _GET_WITH_GROUPS, _GET_FOR_UPDATE, _GET_FOR_UPDATE_WITH_GROUPS, _INSERT, _UPDATE)
+keep_warm(_DELETE, _GROUPS_OF_ONE)
+for _column in ("user_name_key", "external_id"):  # the match before a create
+    records.keep_match_warm(users, _column, GROUPS_COLUMN)
 
 
 async def get(

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Text, cast, func, literal
 
 from scimgate.store.connections import Conn
 from scimgate.store.ids import uuid7
-from scimgate.store.prepared import Prepared
+from scimgate.store.prepared import Prepared, keep_warm
 from scimgate.store.tables import events
 
 EVENT_TYPES = (
@@ -89,6 +89,7 @@ _INSERT_PG = Prepared(
     column_keys=_COLUMNS,
 )
 _INSERT_SQLITE = Prepared(events.insert().values(txid=literal(0)), column_keys=_COLUMNS)
+keep_warm(_INSERT_PG)
 
 
 async def write(conn: Conn, pending: list[Event]) -> None:

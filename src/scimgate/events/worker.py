@@ -49,7 +49,7 @@ from scimgate.events.webhooks import EXCERPT_BYTES, FAILED, PENDING, SUCCEEDED
 from scimgate.settings import Settings
 from scimgate.store.connections import Conn
 from scimgate.store.engine import Database
-from scimgate.store.prepared import Prepared
+from scimgate.store.prepared import Prepared, keep_warm
 from scimgate.store.tables import (
     events,
     feed_cursors,
@@ -682,6 +682,7 @@ def _upsert(conn: Conn, table: Table) -> Any:
 _ANY_ENDPOINT = Prepared(
     select(webhook_endpoints.c.id).where(webhook_endpoints.c.enabled.is_(True)).limit(1)
 )
+keep_warm(_ANY_ENDPOINT)
 
 
 def _matches(endpoint: Any, event: Event) -> bool:

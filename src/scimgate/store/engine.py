@@ -12,6 +12,7 @@ there comes from constraints and row locks taken by the repositories.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import sqlite3
@@ -28,14 +29,16 @@ from scimgate.store import jsoncodec
 from scimgate.store.checkpoint import WalCheckpointer
 from scimgate.store.connections import Conn, InlineConnection
 from scimgate.store.held import PostgresLender, SqliteLender
-from scimgate.store.literals import LOST_SQLSTATES
+from scimgate.store.literals import LOST_SQLSTATES, stale_plan
 from scimgate.store.shared_commit import SharedCommits
 from scimgate.store.transient import DatabaseUnavailable, transient
 
+log = logging.getLogger("scimgate.store")
 _WRITE = "scimgate_write"
 _READ = "scimgate_read"
 # Serialization failure, deadlock detected, and a prepared statement missing on (or
 # already on) a server session a pooler shared: the process stops preparing, then replays.
+# (A prepared statement a migration made stale is replayed too: see replayable.)
 _RETRYABLE_SQLSTATES = {"40001", "40P01", *LOST_SQLSTATES}
 T = TypeVar("T")
 
@@ -43,9 +46,9 @@ T = TypeVar("T")
 def replayable(exc: BaseException) -> bool:
     """Whether a unit that failed with ``exc`` can simply be run again (nothing of it was
     committed, and running it again can succeed)."""
-    return (
-        isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
-    )
+    if not isinstance(exc, DBAPIError):
+        return False
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES or stale_plan(exc.orig)
 
 
 class _Reachable:
@@ -190,6 +193,7 @@ class Database:
         pool_size: int = 10,
         background_checkpoints: bool = False,
         prepared_statements: bool = True,
+        warm_sessions: bool = True,
         lock_timeout: float = 0.0,
         statement_timeout: float = 0.0,
         pool_timeout: float = 0.0,
@@ -198,6 +202,8 @@ class Database:
         instead of inside commits (see :mod:`scimgate.store.checkpoint`); for a
         long-running server. ``prepared_statements``: PostgreSQL, see
         :mod:`scimgate.store.literals` (off behind a pooler that shares sessions).
+        ``warm_sessions``: PostgreSQL, new sessions plan the hot statements before they
+        serve (see :meth:`warm_up`).
 
         Bounded waits, in seconds, 0 for none. ``lock_timeout``: on SQLite, how long a
         write waits for another process's lock on the file; on PostgreSQL it is set on
@@ -263,6 +269,7 @@ class Database:
                 lock_timeout=lock_timeout, statement_timeout=statement_timeout
             ),
             wait_s=pool_timeout,
+            warm=warm_sessions and prepared_statements,
         )
 
     def _sqlite_checkout(self, write: bool) -> Connection:
@@ -313,6 +320,22 @@ class Database:
         except BaseException:
             self._sqlite.writer_done(False)
             raise
+
+    async def warm_up(self, timeout_s: float = 10.0) -> int:
+        """Open the PostgreSQL pool's connections now, each with the hot statements
+        prepared and planned (see :class:`~scimgate.store.held.PostgresLender`), so that
+        the first requests after a start do not pay for new sessions; returns how many it
+        opened. Failures and a database slower than ``timeout_s`` are logged, not raised:
+        requests open connections as before. Nothing to do on SQLite, whose statements
+        are planned in microseconds."""
+        if self.is_sqlite:
+            return 0
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._postgres.fill()
+        except TimeoutError:
+            log.warning("warming PostgreSQL connections took over %g s: left", timeout_s)
+            return 0
 
     async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scimgate.store.connections import InlineConnection, PostgresConnection
+from scimgate.store.prepared import warm_statements
 from scimgate.store.transient import DatabaseUnavailable
 
 log = logging.getLogger("scimgate.store")
@@ -34,7 +36,14 @@ class PostgresLender:
     fixed number, not a pool that grows under load: more connections than PostgreSQL has
     cores to run only lengthen every request's queue (see
     :func:`scimgate.settings.default_db_pool_size`). ``session``: settings each new
-    connection gets (see :meth:`PostgresConnection.configure`)."""
+    connection gets (see :meth:`PostgresConnection.configure`).
+
+    ``warm``: a new session prepares and plans the statements declared ``warm``
+    (:func:`~scimgate.store.prepared.warm_statements`) before it serves, off the request
+    path (see :meth:`PostgresConnection.warm`): :meth:`fill` opens every connection that
+    way at start-up, and one retired for its age is replaced by a warm one in the
+    background. Their ages are spread over a tenth of ``recycle_s`` so that they are not
+    all replaced at once."""
 
     def __init__(
         self,
@@ -45,8 +54,11 @@ class PostgresLender:
         prepare: bool,
         session: Mapping[str, str] | None = None,
         wait_s: float = 0.0,
+        warm: bool = False,
     ) -> None:
         self._engine = engine
+        self._warm = warm
+        self._warming: set[asyncio.Task[None]] = set()
         self._prepare = prepare
         self._size = size
         self._slots = asyncio.Semaphore(size)
@@ -54,6 +66,8 @@ class PostgresLender:
         self._session = dict(session or {})
         self._wait_s = wait_s
         self._idle: list[tuple[float, PostgresConnection]] = []
+        self._open_count = 0
+        """Connections open: idle or lent (a lent one holds a slot)."""
 
     async def _slot(self) -> None:
         if not (self._wait_s and self._slots.locked()):
@@ -88,34 +102,97 @@ class PostgresLender:
         while self._idle:
             opened, conn = self._idle.pop()
             if now - opened >= self._recycle_s:
-                await _close(conn)
+                await self._discard(conn, invalidate=True)  # a new session, not the pool's
             elif conn.hung_up():  # the server went away (or restarted) meanwhile
-                await _close(conn, invalidate=True)
+                await self._discard(conn, invalidate=True)
             else:
                 return opened, conn
+        return now, await self._open()
+
+    async def _open(self, *, warm: bool = False) -> PostgresConnection:
         conn = PostgresConnection(await self._engine.connect(), prepare=self._prepare)
-        if self._session:
-            try:
+        self._open_count += 1
+        try:
+            if self._session:
                 await conn.configure(self._session)
-            except BaseException:
-                await _close(conn, invalidate=True)
-                raise
-        return now, conn
+            if warm:
+                await conn.warm(warm_statements())
+        except BaseException:
+            await self._discard(conn, invalidate=True)
+            raise
+        return conn
 
     async def _give_back(self, opened: float, conn: PostgresConnection, healthy: bool) -> None:
         try:
             healthy = healthy and await conn.settle()
         except Exception:  # settle's rollback failed: the link is gone
             healthy = False
-        if healthy:  # never more than size: the slots bound every connection made
+        if not healthy:
+            await self._discard(conn, invalidate=True)
+        elif self._warm and time.monotonic() - opened >= self._recycle_s:
+            await self._discard(conn, invalidate=True)  # then its slot: the replacement's
+            self._spawn()
+        else:  # never more than size: the slots bound every connection made
             self._idle.append((opened, conn))
-        else:
-            await _close(conn, invalidate=True)
+
+    async def fill(self) -> int:
+        """Open warm connections up to the pool's size, concurrently (at start-up, so the
+        first requests find them ready); returns how many it opened. A connection that
+        cannot be opened is logged and left to the request that needs it."""
+        missing = self._size - self._open_count
+        if missing <= 0 or not self._warm:
+            return 0
+        outcomes = await asyncio.gather(
+            *(self._add_warm() for _ in range(missing)), return_exceptions=True
+        )
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        if failed:
+            log.warning(
+                "opened %d of %d warm PostgreSQL connections at start-up: %s",
+                missing - len(failed),
+                missing,
+                failed[0],
+            )
+        return sum(1 for o in outcomes if o is True)
+
+    def _spawn(self) -> None:
+        async def replace() -> None:
+            try:
+                await self._add_warm()
+            except Exception as exc:
+                log.warning("opening a warm PostgreSQL connection failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(replace())
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def _add_warm(self) -> bool:
+        """One warm connection into the idle list, opened under a slot like any unit's
+        connection; False if there are ``size`` already (a unit opened one meanwhile)."""
+        async with self._slots:
+            if self._open_count >= self._size:
+                return False
+            conn = await self._open(warm=True)
+        # Aged by up to a tenth of recycle_s, so that the pool is not replaced at once.
+        opened = time.monotonic() - random.uniform(0, self._recycle_s / 10)
+        self._idle.append((opened, conn))
+        return True
+
+    async def warming_done(self) -> None:
+        """Wait for the warm connections being opened in the background."""
+        await asyncio.gather(*self._warming, return_exceptions=True)
 
     async def close(self) -> None:
+        for task in self._warming:
+            task.cancel()
+        await self.warming_done()
         idle, self._idle = self._idle, []
         for _, conn in idle:
-            await _close(conn)
+            await self._discard(conn)
+
+    async def _discard(self, conn: PostgresConnection, *, invalidate: bool = False) -> None:
+        self._open_count -= 1
+        await _close(conn, invalidate=invalidate)
 
 
 async def _close(conn: PostgresConnection, *, invalidate: bool = False) -> None:

@@ -52,7 +52,16 @@ from typing import Any
 
 from psycopg import AsyncConnection, adapt
 
-__all__ = ["LOST_SQLSTATES", "REPLAN_FIRST", "REPLAN_MAX", "Literals", "lost", "replan_often"]
+__all__ = [
+    "LOST_SQLSTATES",
+    "REPLAN_FIRST",
+    "REPLAN_MAX",
+    "Literals",
+    "lost",
+    "prepare_anew",
+    "replan_often",
+    "stale_plan",
+]
 
 log = logging.getLogger("scimgate.store")
 
@@ -69,6 +78,10 @@ only guards against a caller that builds SQL text per call."""
 _PREPARED_FORMS: dict[str, tuple[str, tuple[str, ...], str]] = {}
 _BY_DRIVER: weakref.WeakKeyDictionary[Any, Literals] = weakref.WeakKeyDictionary()
 _lost = False
+_STALE_PLAN = "cached plan must not change result type"
+_schema_epoch = 0
+"""Bumped when PostgreSQL refuses a prepared statement because a column it returns changed
+type (see :func:`stale_plan`): every connection then prepares its statements anew."""
 _REPLANNED: set[str] = set()
 REPLAN_FIRST = 16
 """Executions of a :func:`replan_often` statement before its first re-``PREPARE``; the
@@ -95,6 +108,22 @@ def lost(sqlstate: str) -> None:
             "prepares statements. Set SCIMGATE_PG_PREPARED_STATEMENTS=false for it.",
             sqlstate,
         )
+
+
+def stale_plan(error: object) -> bool:
+    """Whether ``error`` is PostgreSQL refusing a prepared statement whose result columns
+    changed type since it was prepared (``ALTER TABLE … TYPE`` by a migration of another
+    process: a newer version rolling out). Nothing of the unit that met it was
+    committed: it can be replayed, once :func:`prepare_anew` has run."""
+    return getattr(error, "sqlstate", None) == "0A000" and _STALE_PLAN in str(error)
+
+
+def prepare_anew() -> None:
+    """Every connection of this process prepares its statements anew (``DEALLOCATE`` and
+    ``PREPARE``) before it runs them again (see :func:`stale_plan`)."""
+    global _schema_epoch
+    _schema_epoch += 1
+    log.info("a column changed type under prepared statements: preparing them anew")
 
 
 def _template(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -147,6 +176,7 @@ class Literals:
         self._interval: dict[str, int] = {}
         """Executions from one ``PREPARE`` of a :func:`replan_often` statement to the
         next (0 until its first ``PREPARE`` has run)."""
+        self._epoch = _schema_epoch
 
     @classmethod
     def of(cls, driver: AsyncConnection[Any], *, prepare: bool) -> Literals:
@@ -169,6 +199,9 @@ class Literals:
         those before the message, and records them with :meth:`prepared` once they ran."""
         if not self.prepares:
             return self.bind(sql, args)
+        if self._epoch != _schema_epoch:  # see prepare_anew
+            self._epoch = _schema_epoch
+            self._prepared = dict.fromkeys(self._prepared, 0)
         name, order, dollar = _prepared_form(sql)
         left = self._prepared.get(name)
         if left is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -27,9 +28,33 @@ from sqlalchemy.sql import ClauseElement
 
 from scimgate.store.literals import replan_often
 
-__all__ = ["Prepared", "Rows"]
+__all__ = ["Prepared", "Rows", "keep_warm", "warm_statements"]
 
 Processor = Callable[[Any], Any] | None
+_WARM: list[Prepared] = []
+_SAMPLES: dict[type, Any] = {
+    str: "scimgate-warm",
+    int: 1,
+    bool: False,
+    datetime: datetime(2000, 1, 1, tzinfo=UTC),
+    dict: {},
+}
+"""A value per Python type for :meth:`Prepared.sample_parameters`: what the planner sees
+when a new session is warmed (nothing is executed). A text bind of no declared type takes
+the ``str`` one."""
+
+
+def keep_warm(*statements: Prepared) -> None:
+    """Declare statements every provisioning cycle runs on PostgreSQL: a new session
+    there prepares and plans them before it serves a request (see
+    :meth:`~scimgate.store.connections.PostgresConnection.warm`). Only statements valid
+    on PostgreSQL."""
+    _WARM.extend(s for s in statements if s not in _WARM)
+
+
+def warm_statements() -> tuple[Prepared, ...]:
+    """The statements declared with :func:`keep_warm`, in declaration order."""
+    return tuple(_WARM)
 
 
 class Rows:
@@ -113,6 +138,20 @@ class Prepared:
         self.deferrable = deferrable
         self.replan = replan
         self._by_dialect: dict[str, _Compiled] = {}
+
+    def sample_parameters(self, dialect: Dialect) -> dict[str, Any]:
+        """A value of the right type for every bind the statement leaves to its caller,
+        for planning it without real data (an ``ARRAY`` takes a one-element list)."""
+        keys = list(self.column_keys) if self.column_keys is not None else None
+        compiled: Any = self.statement.compile(
+            dialect=dialect, column_keys=keys, for_executemany=True
+        )
+        samples: dict[str, Any] = {}
+        for bind, name in compiled.bind_names.items():
+            if bind.value is not None and not bind.required:
+                continue  # the statement fixes it (``literal(0)``)
+            samples[name] = _sample(bind.type)
+        return samples
 
     def compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
@@ -205,6 +244,18 @@ def _values(sql: str) -> tuple[str, str] | None:
         if depth == 0:
             return (head, row) if n == len(row) - 1 else None
     return None
+
+
+def _sample(kind: Any) -> Any:
+    kind = getattr(kind, "impl_instance", kind)  # a TypeDecorator: what it stores
+    item = getattr(kind, "item_type", None)
+    if item is not None:
+        return [_sample(item)]
+    try:
+        python = kind.python_type
+    except NotImplementedError:  # a text() bind of no declared type
+        python = str
+    return _SAMPLES.get(python, _SAMPLES[str])
 
 
 def _row_class(names: list[str]) -> Any:
