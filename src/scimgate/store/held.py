@@ -38,8 +38,8 @@ class PostgresLender:
     :func:`scimgate.settings.default_db_pool_size`). ``session``: settings each new
     connection gets (see :meth:`PostgresConnection.configure`).
 
-    ``warm``: a new session prepares and plans the statements declared ``warm``
-    (:func:`~scimgate.store.prepared.warm_statements`) before it serves, off the request
+    ``warm``: a new session prepares and plans the statements declared hot
+    (:func:`~scimgate.store.prepared.keep_warm`) before it serves, off the request
     path (see :meth:`PostgresConnection.warm`): :meth:`fill` opens every connection that
     way at start-up, and one retired for its age is replaced by a warm one in the
     background. Their ages are spread over a tenth of ``recycle_s`` so that they are not

@@ -142,10 +142,7 @@ class Prepared:
     def sample_parameters(self, dialect: Dialect) -> dict[str, Any]:
         """A value of the right type for every bind the statement leaves to its caller,
         for planning it without real data (an ``ARRAY`` takes a one-element list)."""
-        keys = list(self.column_keys) if self.column_keys is not None else None
-        compiled: Any = self.statement.compile(
-            dialect=dialect, column_keys=keys, for_executemany=True
-        )
+        compiled = self._sqlalchemy_compiled(dialect)
         samples: dict[str, Any] = {}
         for bind, name in compiled.bind_names.items():
             if bind.value is not None and not bind.required:
@@ -159,13 +156,14 @@ class Prepared:
             found = self._by_dialect[dialect.name] = self._compile(dialect)
         return found
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
+    def _sqlalchemy_compiled(self, dialect: Dialect) -> Any:
         keys = list(self.column_keys) if self.column_keys is not None else None
         # for_executemany: no implicit RETURNING of a generated key (callers never read
         # inserted_primary_key), so an INSERT returns rows only when it says RETURNING.
-        compiled: Any = self.statement.compile(
-            dialect=dialect, column_keys=keys, for_executemany=True
-        )
+        return self.statement.compile(dialect=dialect, column_keys=keys, for_executemany=True)
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self._sqlalchemy_compiled(dialect)
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("Prepared statements take no expanding or literal-execute binds")
         positional = bool(dialect.positional)
