@@ -77,8 +77,9 @@ def create_app(
     """Build the app.
 
     ``on_event``: called (sync or async) with each :class:`~scimgate.events.outbox.Event`
-    after its transaction commits, in commit order — for host apps that mount scimgate
-    and want changes in-process. With ``migrate`` (the default) startup brings the schema
+    after its transaction commits (a request's events in order; across concurrent
+    requests, read the feed for commit order) — for host apps that mount scimgate and
+    want changes in-process. With ``migrate`` (the default) startup brings the schema
     to head.
     """
     settings = settings or Settings.from_env()

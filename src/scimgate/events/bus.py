@@ -16,8 +16,11 @@ Listener = Callable[[Event], Any] | Callable[[Event], Awaitable[Any]]
 
 
 class EventBus:
-    """Calls listeners after commit, in commit order. A failing listener is logged and
-    never fails the SCIM request: the outbox already holds the event durably."""
+    """Calls listeners after commit: a request's events in the order it recorded them,
+    once its transaction committed. Concurrent requests publish as each finishes, which
+    need not be the order they committed in (two commits can complete in the same turn of
+    the event loop): the feed is in commit order. A failing listener is logged and never
+    fails the SCIM request: the outbox already holds the event durably."""
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
