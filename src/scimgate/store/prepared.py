@@ -138,17 +138,22 @@ class Prepared:
         self.deferrable = deferrable
         self.replan = replan
         self._by_dialect: dict[str, _Compiled] = {}
+        self._samples: dict[str, dict[str, Any]] = {}
 
     def sample_parameters(self, dialect: Dialect) -> dict[str, Any]:
         """A value of the right type for every bind the statement leaves to its caller,
-        for planning it without real data (an ``ARRAY`` takes a one-element list)."""
-        compiled = self._sqlalchemy_compiled(dialect)
-        samples: dict[str, Any] = {}
-        for bind, name in compiled.bind_names.items():
-            if bind.value is not None and not bind.required:
-                continue  # the statement fixes it (``literal(0)``)
-            samples[name] = _sample(bind.type)
-        return samples
+        for planning it without real data (an ``ARRAY`` takes a one-element list). Built
+        once per dialect: every new session plans with them."""
+        found = self._samples.get(dialect.name)
+        if found is None:
+            compiled = self._sqlalchemy_compiled(dialect)
+            found = self._samples[dialect.name] = {
+                name: _sample(bind.type)
+                for bind, name in compiled.bind_names.items()
+                # a bind the statement fixes itself (``literal(0)``) needs none
+                if bind.value is None or bind.required
+            }
+        return found
 
     def compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
