@@ -81,7 +81,7 @@ CITIES = ("Seattle", "Dublin", "Munich", "Singapore", "Toronto", "Sydney")
 # -- /proc helpers (Linux), also used by run.py ---------------------------------------------
 
 
-def _proc_status_kb(pid: int, key: str) -> int:
+def _proc_status_number(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
@@ -106,7 +106,7 @@ def process_tree(pid: int) -> list[int]:
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set (``VmHWM``) of a process tree in MiB: for one process its true
     peak; for several, the sum of their peaks (an upper bound on the tree's peak)."""
-    return sum(_proc_status_kb(p, "VmHWM") for p in process_tree(pid)) / 1024
+    return sum(_proc_status_number(p, "VmHWM") for p in process_tree(pid)) / 1024
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,6 +120,17 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             pass
     return total / tick
+
+
+def preemptions(pid: int) -> int:
+    """Involuntary context switches so far of every thread of a live process tree: how
+    often the scheduler took a core from the server while it had work (on a host with
+    fewer cores than busy processes, each one also costs the caches it warmed)."""
+    total = 0
+    for p in process_tree(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            total += _proc_status_number(int(task.name), "nonvoluntary_ctxt_switches")
+    return total
 
 
 # -- HTTP clients ----------------------------------------------------------------------------
@@ -646,7 +657,8 @@ def table(summary: dict[str, Any]) -> str:
     if t.get("server_peak_rss_mb") is not None:
         lines.append(
             f"server: peak RSS {t['server_peak_rss_mb']:.1f} MiB, CPU {t['server_cpu_s']:.2f} s "
-            f"({t['server_cpu_us_per_req']:.0f} µs/request)"
+            f"({t['server_cpu_us_per_req']:.0f} µs/request), "
+            f"preempted {t.get('server_preemptions', 0):,} times"
         )
     return "\n".join(lines)
 
@@ -662,6 +674,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if setup_errors:
                 raise SystemExit(f"set-up failed: {cycle.rec.samples}")
         server_cpu0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
+        preempted0 = preemptions(args.server_pid) if args.server_pid else 0
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         if args.cycle in ("initial", "both"):
@@ -671,6 +684,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         server_cpu = cpu_seconds(args.server_pid) - server_cpu0 if args.server_pid else None
+        preempted = preemptions(args.server_pid) - preempted0 if args.server_pid else 0
         if args.verify:
             await cycle.verify()
     rec = cycle.rec
@@ -708,6 +722,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         summary["server_cpu_us_per_req"] = (
             round(1e6 * (server_cpu or 0.0) / requests, 1) if requests else 0.0
         )
+        summary["server_preemptions"] = preempted
     return summary
 
 

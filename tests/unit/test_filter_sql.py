@@ -291,6 +291,10 @@ USER_CASES: list[tuple[str, set[str]]] = [
     ("groups pr", {A, B}),
     ("not (groups pr)", {C, D, E}),
     ('groups.value eq "g-d2"', set()),  # the other directory's group
+    # several membership clauses in one filter, each its own EXISTS
+    ('groups[value eq "g-sales"] and groups[value eq "g-eng"]', {A}),
+    ('groups[display eq "sales"] and not (groups[value eq "g-eng"])', {B}),
+    ('groups[value eq "g-eng"] or groups.display eq "Sales"', {A, B}),
     # logic and precedence: and binds tighter than or
     (
         'userName eq "alice@example.com" or userName eq "bob_smith@example.com" '
@@ -335,6 +339,13 @@ GROUP_CASES: list[tuple[str, set[str]]] = [
     ('members[type eq "user" and value eq "u-alice"]', {SALES, ENG}),
     ('members.value ne "u-alice"', {EMPTY, EMEA}),
     ('members[value eq "x-alice"]', set()),  # a member in the other directory
+    # several membership clauses in one filter, each its own EXISTS
+    ('members[value eq "u-alice"] and members[value eq "u-bob"]', {SALES}),
+    ('members[value eq "u-alice"] and not (members[value eq "u-bob"])', {ENG}),
+    (
+        'members[value eq "u-bob"] or members[type eq "Group"] or not (members pr)',
+        {SALES, EMPTY, EMEA},
+    ),
     ('meta.resourceType eq "Group"', ALL_GROUPS),
     ('displayName eq "SALES" or displayName eq "engineering"', {SALES, ENG}),
 ]
