@@ -41,6 +41,9 @@ bench-smoke: $(STAMP) postgres
 	$(BIN)/python bench/tenants.py --backend both --tenants 6 --users 20 --groups 1 --members-per-group 10
 	$(BIN)/python bench/members.py --backend both --small 10 --large 300 --iterations 3
 	$(BIN)/python bench/restart.py --users 700 --members 50 --restarts 1 --waves 2
+	@if $(BIN)/python bench/cpucap.py; then \
+	  $(BIN)/python bench/run.py --size smoke --backend postgresql --dialect legacy --workers 2 --cpu-per-worker 0.5; \
+	fi
 	@if command -v valgrind >/dev/null; then \
 	  $(BIN)/python bench/instructions.py --backend sqlite --size smoke; \
 	else echo "valgrind is not installed: bench/instructions.py not run"; fi

@@ -24,6 +24,7 @@ failed (or the set-up did); missed targets only fail with ``--strict``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cpucap
 import harness
 import hostspeed
 
@@ -62,6 +64,13 @@ def parse_args() -> argparse.Namespace:
         "--warm-server",
         action="store_true",
         help="first run one unmeasured cycle of the same size against another directory",
+    )
+    p.add_argument(
+        "--cpu-per-worker",
+        type=float,
+        metavar="CORES",
+        help="hold each worker to this share of one core during the replay (bench/cpucap.py; "
+        "root): 1 against 2 workers at 0.4 shows whether the server scales with its processes",
     )
     p.add_argument("--json-out", type=Path, help="also write all summaries to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -111,9 +120,16 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
         if args.client:
             command += ["--client", args.client]
         host_before = hostspeed.calibrate()
-        pg_before = harness.postgres_cpu_s() if backend == "postgresql" else None
-        out = subprocess.run(command, capture_output=True, text=True, check=False)
-        pg_after = harness.postgres_cpu_s() if pg_before is not None else None
+        cap = (
+            cpucap.capped(cpucap.worker_pids(srv.pid, args.workers), args.cpu_per_worker)
+            if args.cpu_per_worker
+            else contextlib.nullcontext([])
+        )
+        with cap as groups:
+            pg_before = harness.postgres_cpu_s() if backend == "postgresql" else None
+            out = subprocess.run(command, capture_output=True, text=True, check=False)
+            pg_after = harness.postgres_cpu_s() if pg_before is not None else None
+            throttled = [group.throttled() for group in groups]
         host_after = hostspeed.calibrate()
         if out.stderr.strip():
             print(out.stderr.rstrip(), file=sys.stderr)
@@ -129,6 +145,14 @@ def run_one(args: argparse.Namespace, backend: str, dialect: str) -> dict[str, A
             print(
                 f"postgresql: CPU {used:.2f} s ({per_request:.0f} µs/request; every postgres "
                 "process of this machine)"
+            )
+        if args.cpu_per_worker:
+            periods = sum(p for p, _ in throttled)
+            held = sum(t for _, t in throttled)
+            summary["cpu_per_worker"] = args.cpu_per_worker
+            print(
+                f"capped: {len(throttled)} worker(s) at {args.cpu_per_worker:.2f} core each, "
+                f"held back in {held:,} of {periods:,} periods of 100 ms"
             )
         summary["host_ms"] = [host_before, host_after]
         print(
