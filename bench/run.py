@@ -17,7 +17,9 @@ targets are met; ``--size large --cycle initial`` is the issue's initial cycle a
 (100,000 users, 100 groups x 1,000 members). ``--warm-server`` measures a server that
 has served a cycle already (one unmeasured cycle of the same size against another
 directory first): the first cycle of a fresh server on a fresh database is slower (new
-PostgreSQL sessions, tables and indexes that start empty). Exit code: 1 if any request
+PostgreSQL sessions, tables and indexes that start empty). ``--cpu-per-worker 0.4`` holds
+each worker to 0.4 of a core during the replay (``bench/cpucap.py``, root), to compare one
+worker with two on a host that has no core to spare. Exit code: 1 if any request
 failed (or the set-up did); missed targets only fail with ``--strict``.
 """
 
