@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -215,6 +216,14 @@ async def measure(
                     f"{base}/Groups/{g.id}{q}",
                     loadgen.add_members_patch(ids[i : i + 10], dialect),
                     (200, 204),
+                )
+            for member_id in ids[20:40]:  # Entra's membership check, members it has
+                check = f'id eq "{g.id}" and members[value eq "{member_id}"]'
+                await t.run(
+                    d,
+                    "member_check",
+                    "GET",
+                    f"{base}/Groups{q}{sep}filter={quote(check, safe='')}&attributes=id",
                 )
             for member_id in ids[:20]:
                 await t.run(
