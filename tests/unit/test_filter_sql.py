@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, insert, select
 
+from scimgate.directory.records import match_condition
 from scimgate.scim.errors import ScimError
 from scimgate.scim.filter_sql import (
     MAX_FILTER_LENGTH,
@@ -459,9 +460,7 @@ def _match_ids(engine: Engine, text: str, resource_type: str) -> set[str] | None
     if match is None:
         return None
     table = tables.users if resource_type == "User" else tables.groups
-    query = select(table.c.id).where(
-        table.c.directory_id == D1, table.c[match.column] == match.value
-    )
+    query = select(table.c.id).where(table.c.directory_id == D1, match_condition(table, match))
     with engine.connect() as conn:
         return set(conn.scalars(query))
 
@@ -480,6 +479,18 @@ MATCH_CASES = [
     ("Group", 'DISPLAYNAME eq "SALES"'),
     ("Group", 'externalId eq "nope"'),
     ("Group", 'id eq "g-eng"'),
+    # Entra's membership check, and the other spellings of it
+    ("Group", 'id eq "g-sales" and members[value eq "u-alice"]'),
+    ("Group", 'id eq "g-sales" and members[value eq "g-eng"]'),  # a nested group
+    ("Group", 'id eq "g-sales" and members[value eq "u-carol"]'),  # not a member
+    ("Group", 'id eq "g-eng" and members[value eq "u-bob"]'),  # a member of another group
+    ("Group", 'id eq "g-sales" and members[value eq "U-ALICE"]'),  # member ids are caseExact
+    ("Group", 'id eq "g-d2" and members[value eq "x-alice"]'),  # the other directory's
+    ("Group", 'ID EQ "g-eng" AND MEMBERS[VALUE EQ "u-alice"]'),
+    ("Group", ' id  eq  "g-eng"  and  members[value  eq  "u-alice"] '),
+    ("Group", 'id eq "g-eng" and members eq "u-alice"'),
+    ("Group", 'id eq "g-eng" and members.value eq "u-alice"'),
+    ("Group", 'id eq "" and members[value eq ""]'),
 ]
 
 
@@ -502,6 +513,13 @@ def test_column_match_selects_what_the_full_filter_selects(
         ("User", 'userName eq "a" or userName eq "b"'),
         ("User", 'userName eq "nul\x00"'),
         ("User", "userName eq true"),
+        ("User", 'id eq "u-alice" and members[value eq "u-alice"]'),  # not a User attribute
+        ("Group", 'id eq "g" and members[value eq "a\\"b"]'),
+        ("Group", 'id eq "g" and members[value eq "u"] and displayName eq "x"'),
+        ("Group", 'id eq "g" or members[value eq "u"]'),
+        ("Group", 'members[value eq "u"] and id eq "g"'),  # other orders: the parser's
+        ("Group", 'id eq "g" and members[value eq "nul\x00"]'),
+        ("Group", 'id eq "g" and members[type eq "u"]'),
     ],
 )
 def test_column_match_leaves_everything_else_to_the_parser(resource_type: str, text: str) -> None:

@@ -8,10 +8,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, Table, and_, bindparam, exists, func, select
 
 from scimgate.store.connections import Conn
 from scimgate.store.prepared import Prepared, keep_warm
+from scimgate.store.tables import group_members
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,27 @@ class ColumnMatch:
 
     column: str
     value: str
+    member: str | None = None
+    """A group's: only if it has this direct member. Entra's membership check, ``id eq "…"
+    and members[value eq "…"]``."""
 
 
 Where = ColumnElement[bool] | ColumnMatch | None
+
+
+def _match_condition(table: Table, column: str, value: Any, member: Any) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = table.c[column] == value
+    if member is None:
+        return condition
+    has_member = exists().where(
+        group_members.c.group_id == table.c.id, group_members.c.member_id == member
+    )
+    return and_(condition, has_member)
+
+
+def match_condition(table: Table, match: ColumnMatch) -> ColumnElement[bool]:
+    """The WHERE condition of ``match``, its values bound as they are."""
+    return _match_condition(table, match.column, match.value, match.member)
 
 
 @dataclass(frozen=True)
@@ -98,8 +117,13 @@ def _search_statements(
 
 
 @cache
-def _match_statements(table: Table, column: str, extra: Any = None) -> _Search:
-    built = _search_statements(table, [table.c[column] == bindparam("value")], ())
+def _match_statements(
+    table: Table, column: str, extra: Any = None, member: bool = False
+) -> _Search:
+    condition = _match_condition(
+        table, column, bindparam("value"), bindparam("member") if member else None
+    )
+    built = _search_statements(table, [condition], ())
     first_page, page = built.first_page, built.page
     if extra is not None:
         first_page, page = first_page.add_columns(extra), page.add_columns(extra)
@@ -133,12 +157,14 @@ async def search(
     """
     params: dict[str, Any] = {"directory_id": directory_id, "offset": offset, "limit": limit}
     if isinstance(where, ColumnMatch) and not order_by:
-        statements = _match_statements(table, where.column, extra)
+        statements = _match_statements(table, where.column, extra, where.member is not None)
         params["value"] = where.value
+        if where.member is not None:
+            params["member"] = where.member
     else:
         to_record = record_from_row
         if isinstance(where, ColumnMatch):
-            where = table.c[where.column] == where.value
+            where = match_condition(table, where)
         statements = _search_statements(table, [] if where is None else [where], order_by)
     if limit <= 0:
         return Page((await conn.execute(statements.count, params)).scalar_one(), [])

@@ -170,6 +170,20 @@ _MATCH_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 
+# Entra's membership check: `id eq "…" and members[value eq "…"]` (or `members eq`,
+# `members.value eq`), plain values; attribute names and operators in any case.
+_MEMBER_CHECK = re.compile(
+    r'\s*id\s+eq\s+"([^"\\]*)"\s+and\s+members'
+    r'(?:\[value\s+eq\s+"([^"\\]*)"\]|(?:\.value)?\s+eq\s+"([^"\\]*)")\s*',
+    re.IGNORECASE,
+)
+
+
+def _plain(value: str) -> bool:
+    """A value the fast paths may bind as it is (the full path names a bad character)."""
+    return "\x00" not in value and _is_utf8(value)
+
+
 def column_match(text: str, resource_type: ResourceType) -> ColumnMatch | None:
     """The same condition :func:`compile_filter` builds, for the filters IdPs send before
     every create (``userName eq "…"``, ``externalId eq "…"``, a group's ``displayName eq
@@ -180,15 +194,29 @@ def column_match(text: str, resource_type: ResourceType) -> ColumnMatch | None:
     a group's ``displayName``, exact match for ``id`` and ``externalId``);
     tests/unit/test_filter_sql.py checks both paths select the same rows.
     """
-    match = _SIMPLE_EQ.fullmatch(text)
-    if match is None or len(text) > MAX_FILTER_LENGTH:
+    if len(text) > MAX_FILTER_LENGTH:
         return None
+    match = _SIMPLE_EQ.fullmatch(text)
+    if match is None:
+        return _member_check(text) if resource_type == "Group" else None
     target = _MATCH_COLUMNS[resource_type].get(match.group(1).casefold())
     value = match.group(2)
-    if target is None or "\x00" in value or not _is_utf8(value):
+    if target is None or not _plain(value):
         return None  # the full path names the attribute or the bad character
     column, folded = target
     return ColumnMatch(column, fold(value) if folded else value)
+
+
+def _member_check(text: str) -> ColumnMatch | None:
+    """``id eq "G" and members[value eq "M"]``: group G if M is one of its direct members
+    (``id`` and ``members.value`` are caseExact), as ``_ResourceScope._membership`` has it."""
+    match = _MEMBER_CHECK.fullmatch(text)
+    if match is None:
+        return None
+    group_id, member_id = match.group(1), match.group(2) or match.group(3) or ""
+    if not (_plain(group_id) and _plain(member_id)):
+        return None
+    return ColumnMatch("id", group_id, member=member_id)
 
 
 def sort_expression(sort_by: str, resource_type: ResourceType, dialect: str) -> ColumnElement[Any]:
