@@ -187,7 +187,8 @@ def _plain(value: str) -> bool:
 def column_match(text: str, resource_type: ResourceType) -> ColumnMatch | None:
     """The same condition :func:`compile_filter` builds, for the filters IdPs send before
     every create (``userName eq "…"``, ``externalId eq "…"``, a group's ``displayName eq
-    "…"``, ``id eq "…"``), without parsing the filter or building an expression: the
+    "…"``, ``id eq "…"``), and for Entra's membership check on groups (``id eq "…" and
+    members[value eq "…"]``), without parsing the filter or building an expression: the
     repositories run a statement built once. None for every other filter.
 
     The semantics are those of ``_ResourceScope._column`` (folded keys for ``userName`` and
