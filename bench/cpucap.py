@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadgen import process_tree
+
 PERIOD_US = 100_000
 _V2 = Path("/sys/fs/cgroup")
 _V1 = Path("/sys/fs/cgroup/cpu")
@@ -63,9 +65,10 @@ def worker_pids(server_pid: int, workers: int) -> list[int]:
     else the worker processes uvicorn's supervisor spawned (not its resource tracker)."""
     if workers <= 1:
         return [server_pid]
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
     pids = [
-        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        pid
+        for pid in process_tree(server_pid)[1:]
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     if len(pids) != workers:
         raise RuntimeError(f"expected {workers} worker processes, found {pids}")
