@@ -36,7 +36,9 @@ from scimgate.directory.tenancy import utcnow
 from scimgate.directory.unit import Declined, Unit
 from scimgate.errors import InvalidInput
 from scimgate.events.outbox import new_event_id
+from scimgate.store import feed_order
 from scimgate.store.connections import Conn
+from scimgate.store.feed_order import in_feed_order
 from scimgate.store.follower import Finisher, Follower
 from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared, keep_warm
@@ -93,7 +95,7 @@ _GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
 _INSERT = Prepared(groups.insert(), column_keys=tuple(c.name for c in groups.c), deferrable=True)
 _TOUCH_STATEMENT = (
     update(groups)
-    .where(groups.c.id == bindparam("b_id"))
+    .where(groups.c.id == bindparam("b_id"), in_feed_order(groups))
     .values(version=bindparam("b_version"), updated_at=bindparam("b_updated_at"))
 )
 _TOUCH = Prepared(_TOUCH_STATEMENT, deferrable=True)  # a version bump: nothing to read
@@ -158,7 +160,7 @@ def _leave(column: ColumnElement[Any]) -> Prepared:
     return Prepared(
         update(groups)
         .where(groups.c.id.in_(select(group_members.c.group_id).where(column == bindparam("m"))))
-        .where(groups.c.directory_id == bindparam("directory_id"))
+        .where(groups.c.directory_id == bindparam("directory_id"), in_feed_order(groups))
         .values(version=groups.c.version + 1, updated_at=bindparam("now"))
         .returning(groups.c.id, groups.c.display_name)
     )
@@ -167,7 +169,9 @@ def _leave(column: ColumnElement[Any]) -> Prepared:
 _LEAVE = {"User": _leave(group_members.c.user_id), "Group": _leave(group_members.c.member_group_id)}
 _DELETE = Prepared(
     delete(groups).where(
-        groups.c.directory_id == bindparam("directory_id"), groups.c.id == bindparam("id")
+        groups.c.directory_id == bindparam("directory_id"),
+        groups.c.id == bindparam("id"),
+        in_feed_order(groups),
     ),
     deferrable=True,  # the caller holds the row lock: nothing to read back
 )
@@ -425,6 +429,7 @@ WITH g AS (
 ), touched AS (
   UPDATE groups SET version = version + 1, updated_at = :now
   WHERE id = :group_id AND directory_id = :directory_id AND EXISTS (SELECT 1 FROM changed)
+    AND {feed_order.sql("xmin")}
   RETURNING version
 )
 SELECT (SELECT ok FROM checked) AS ok,

@@ -24,6 +24,7 @@ from scimgate.directory.tenancy import utcnow
 from scimgate.directory.unit import Unit
 from scimgate.errors import Conflict
 from scimgate.store.connections import Conn, OnError
+from scimgate.store.feed_order import in_feed_order
 from scimgate.store.follower import Follower
 from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared, keep_warm
@@ -154,7 +155,9 @@ _GET_WITH_GROUPS = Prepared(_SELECT_WITH_GROUPS)
 _GET_FOR_UPDATE_WITH_GROUPS = Prepared(_SELECT_WITH_GROUPS.with_for_update(of=users))
 _DELETE = Prepared(
     delete(users).where(
-        users.c.directory_id == bindparam("directory_id"), users.c.id == bindparam("id")
+        users.c.directory_id == bindparam("directory_id"),
+        users.c.id == bindparam("id"),
+        in_feed_order(users),
     ),
     deferrable=True,  # the caller holds the row lock: nothing to read back
 )
@@ -162,7 +165,7 @@ _GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
 _INSERT = Prepared(users.insert(), column_keys=tuple(c.name for c in users.c), deferrable=True)
 _UPDATE = Prepared(
     update(users)
-    .where(users.c.id == bindparam("b_id"))
+    .where(users.c.id == bindparam("b_id"), in_feed_order(users))
     .values(
         version=bindparam("b_version"),
         updated_at=bindparam("b_updated_at"),

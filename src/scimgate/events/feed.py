@@ -5,6 +5,10 @@ visible at COMMIT, so ``seq > cursor`` alone would skip an event whose transacti
 committed after a later one. The feed therefore only serves events of transactions older
 than the oldest one still running (``pg_snapshot_xmin``): once served, nothing can appear
 before them. SQLite serialises writers, so its ``seq`` is commit order and txid is 0.
+
+Transaction ids follow each row's commit order only because every change to a user or
+group row checks that its last writer is not newer (:mod:`scimgate.store.feed_order`):
+PostgreSQL alone can give the later of two writers of a row the older id.
 """
 
 from __future__ import annotations

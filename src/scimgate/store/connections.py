@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scimgate.store import simple_query
+from scimgate.store.feed_order import WARM
 from scimgate.store.follower import Finisher, Follower
 from scimgate.store.literals import LOST_SQLSTATES, Literals, lost, prepare_anew, stale_plan
 from scimgate.store.precondition import AssumptionFailed, Precondition
@@ -285,7 +286,8 @@ class PostgresConnection:
         to the first real execution, so that it is made on the data as it is then: made
         here on a new, empty database it served the whole first cycle badly (+14 % of
         PostgreSQL's CPU). Two round trips: the ``PREPARE``s (as a request sends them,
-        then recorded), then the ``EXPLAIN``s. Sample values stand in for real ones
+        then recorded), then the ``EXPLAIN``s and a call of the feed-order function
+        (:data:`~scimgate.store.feed_order.WARM`). Sample values stand in for real ones
         (:meth:`Prepared.sample_parameters`); the planner knows neither from its
         statistics."""
         driver = await self._raw()
@@ -305,7 +307,8 @@ class PostgresConnection:
         if prepares:
             await simple_query.run(driver, ";".join(prepares.values()), self._loader)
             literals.prepared(prepares)
-            await simple_query.run(driver, ";".join(explains), self._loader)
+            # And the function every user or group change calls, compiled once per session.
+            await simple_query.run(driver, ";".join([*explains, WARM]), self._loader)
         return len(prepares)
 
     async def begin(self) -> None:

@@ -1,0 +1,61 @@
+"""Each user's and group's changes reach the event feed in the order they committed.
+
+The feed is ordered by the writing transaction's id (:mod:`scimgate.events.feed`), which
+PostgreSQL assigns at a transaction's first write. A change to a user or group starts by
+locking its row, so normally the later of two writers of one row takes its id later and
+sorts after. Not always: a ``SELECT … FOR UPDATE`` that waited for a writer which updated
+the row takes its id *before* it locks the newest version (``heap_lock_tuple`` follows
+the update chain with it), and a third transaction can lock that version in between. It
+then commits first with the larger id, and in the feed its events came after those of
+the transaction that waited for it: a member seen added after its removal, say, while it
+was really added last.
+
+:func:`in_feed_order` goes into the ``WHERE`` of every statement that changes a user or
+group row. The row's ``xmin`` is the id of its last writer; if that is newer than ours,
+``scimgate_in_feed_order`` (migration 0003) raises ``serialization_failure`` and
+:meth:`~scimgate.store.engine.Database.transact` replays the unit, which takes a new,
+larger id. The check costs a function call per changed row; the replay happens only in
+that race. SQLite has one writer at a time: there the condition is just true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, Table, literal_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+FUNCTION = "scimgate_in_feed_order"
+"""The PostgreSQL function (created by migration 0003): true, or raises 40001."""
+
+WARM = f"SELECT {FUNCTION}(CAST('3' AS xid))"
+"""A call that assigns nothing and changes nothing: a new session's first call compiles
+the function (~1.4 ms), better paid before a request needs it."""
+
+
+class _InFeedOrder(FunctionElement[bool]):
+    type = Boolean()
+    inherit_cache = True
+
+
+def in_feed_order(table: Table) -> _InFeedOrder:
+    """A ``WHERE`` condition for a statement that changes rows of ``table`` (see the
+    module docstring): true, or on PostgreSQL a replayable error when a row's last writer
+    has a newer transaction id than ours."""
+    return _InFeedOrder(literal_column(f"{table.name}.xmin"))
+
+
+def sql(xmin: str) -> str:
+    """The same condition in hand-written PostgreSQL, on the ``xmin`` expression given."""
+    return f"{FUNCTION}({xmin})"
+
+
+@compiles(_InFeedOrder)
+def _true(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "1"  # SQLAlchemy writes a boolean in a WHERE there as "1 = 1"
+
+
+@compiles(_InFeedOrder, "postgresql")
+def _checked(element: Any, compiler: Any, **kw: Any) -> str:
+    return sql(compiler.process(element.clauses, **kw))
