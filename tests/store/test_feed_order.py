@@ -4,13 +4,15 @@ pass, what it raises, and that it costs a new session nothing it would have to u
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, text, update
 from sqlalchemy.exc import DBAPIError
 
+from scimgate.store import engine
 from scimgate.store.engine import Database, replayable
-from scimgate.store.feed_order import FUNCTION, WARM, in_feed_order
+from scimgate.store.feed_order import FUNCTION, WARM, in_feed_order, out_of_order
 
 _scratch = Table("feed_order_scratch", MetaData(), Column("id", Integer, primary_key=True))
 
@@ -29,7 +31,7 @@ async def _verdict(db: Database, last_writer: Callable[[int], int]) -> bool | st
             result = await conn.execute(text(f"SELECT {FUNCTION}(CAST('{value}' AS xid))"))
             return bool(result.scalar_one())
         except DBAPIError as exc:
-            assert replayable(exc), exc
+            assert replayable(exc) and out_of_order(exc), exc
             return str(getattr(exc.orig, "sqlstate", None))
         finally:
             await conn.rollback()
@@ -87,3 +89,38 @@ async def test_the_condition_changes_rows_on_both_backends(database_url: str) ->
             await conn.execute(text("DROP TABLE feed_order_scratch"))
     finally:
         await db.dispose()
+
+
+_OTHER_SERIALIZATION_FAILURE = """DO $$ BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = 'not ours';
+END $$"""
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["out-of-order", "other-40001"])
+async def test_an_out_of_order_change_is_replayed_at_once(
+    pg: Database, ours: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its newer writer has committed already: waiting gains nothing. Other replayable
+    failures (deadlocks, serialization failures) still wait a random moment first."""
+    pauses: list[int] = []
+
+    async def pause(attempt: int) -> None:
+        pauses.append(attempt)
+
+    monkeypatch.setattr(engine, "_backoff", pause)
+    runs = 0
+
+    async def work(conn: Any) -> int:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            if ours:
+                mine = (await conn.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+                newer = (int(str(mine)) + 10) % 2**32
+                await conn.execute(text(f"SELECT {FUNCTION}(CAST('{newer}' AS xid))"))
+            else:
+                await conn.execute(text(_OTHER_SERIALIZATION_FAILURE))
+        return runs
+
+    assert await pg.transact(work) == 2
+    assert pauses == ([] if ours else [1])

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from scimgate.store import jsoncodec
 from scimgate.store.checkpoint import WalCheckpointer
 from scimgate.store.connections import Conn, InlineConnection
+from scimgate.store.feed_order import out_of_order
 from scimgate.store.held import PostgresLender, SqliteLender
 from scimgate.store.literals import LOST_SQLSTATES, stale_plan
 from scimgate.store.shared_commit import SharedCommits
@@ -41,6 +42,12 @@ _READ = "scimgate_read"
 # (A prepared statement a migration made stale is replayed too: see replayable.)
 _RETRYABLE_SQLSTATES = {"40001", "40P01", *LOST_SQLSTATES}
 T = TypeVar("T")
+
+
+async def _backoff(attempt: int) -> None:
+    """The pause before replaying a unit for the ``attempt``-th time: contenders that
+    deadlocked should not meet again at once."""
+    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
 
 
 def replayable(exc: BaseException) -> bool:
@@ -340,7 +347,9 @@ class Database:
     async def transact(self, work: Callable[[Conn], Awaitable[T]], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying PostgreSQL deadlocks and
         serialization failures (the whole transaction is replayed, so ``work`` must not
-        have effects outside the database)."""
+        have effects outside the database): after a random pause, except a change that
+        would have come out of order in the feed (:mod:`scimgate.store.feed_order`),
+        which is replayed at once."""
         for attempt in range(1, attempts + 1):
             try:
                 async with self.write() as conn:
@@ -348,7 +357,8 @@ class Database:
             except DBAPIError as exc:
                 if attempt == attempts or not replayable(exc):
                     raise
-                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+                if not out_of_order(exc):  # that one's newer writer has committed: no wait
+                    await _backoff(attempt)
         raise AssertionError("unreachable")
 
     async def dispose(self) -> None:

@@ -29,6 +29,14 @@ from sqlalchemy.sql.functions import FunctionElement
 FUNCTION = "scimgate_in_feed_order"
 """The PostgreSQL function (created by migration 0003): true, or raises 40001."""
 
+
+def out_of_order(exc: BaseException) -> bool:
+    """Whether ``exc`` is this check's failure (the function names itself as the error's
+    constraint): replay at once, the newer writer has committed already."""
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    return getattr(diag, "constraint_name", None) == FUNCTION
+
+
 WARM = f"SELECT {FUNCTION}(CAST('3' AS xid))"
 """A call that assigns nothing and changes nothing: a new session's first call compiles
 the function (~1.4 ms), better paid before a request needs it."""

@@ -36,6 +36,7 @@ BEGIN
   END IF;
   RAISE EXCEPTION USING
     ERRCODE = 'serialization_failure',
+    CONSTRAINT = 'scimgate_in_feed_order',
     MESSAGE = 'a concurrent change to this row committed first with a newer transaction id',
     HINT = 'retry the transaction: its events would come before that change''s in the feed';
 END
