@@ -38,7 +38,7 @@ from scimgate.errors import InvalidInput
 from scimgate.events.outbox import new_event_id
 from scimgate.store import feed_order
 from scimgate.store.connections import Conn
-from scimgate.store.feed_order import in_feed_order
+from scimgate.store.feed_order import in_feed_order, queued
 from scimgate.store.follower import Finisher, Follower
 from scimgate.store.ids import ordered_id
 from scimgate.store.prepared import Prepared, keep_warm
@@ -90,7 +90,8 @@ _SELECT = select(*_RECORD_COLUMNS).where(
     groups.c.directory_id == bindparam("directory_id"), groups.c.id == bindparam("group_id")
 )
 _GET = Prepared(_SELECT)
-_GET_FOR_UPDATE = Prepared(_SELECT.with_for_update())
+# Concurrent member PATCHes of one group are common: they queue first (feed_order.queued).
+_GET_FOR_UPDATE = Prepared(_SELECT.where(queued(groups)).with_for_update())
 # No unique key to clash with: a create's INSERT can ride with COMMIT (one round trip).
 _INSERT = Prepared(groups.insert(), column_keys=tuple(c.name for c in groups.c), deferrable=True)
 _TOUCH_STATEMENT = (

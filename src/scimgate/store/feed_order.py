@@ -16,6 +16,14 @@ group row. The row's ``xmin`` is the id of its last writer; if that is newer tha
 :meth:`~scimgate.store.engine.Database.transact` replays the unit, which takes a new,
 larger id. The check costs a function call per changed row; the replay happens only in
 that race. SQLite has one writer at a time: there the condition is just true.
+
+Where IdPs send many changes to one row at once (a group's members), :func:`queued`
+makes the race rare in the first place: the lock statement first waits its turn for a
+transaction-level advisory lock on the row's id, which assigns no transaction id, and
+the lock manager grants in arrival order. The row lock then finds the row free: the id
+is taken after every earlier writer committed, and a newcomer cannot lock the newest
+version ahead of a transaction that has waited (which PostgreSQL's row locks allow).
+With twelve PATCHes at a time on one group, 4 % of them were replayed without it.
 """
 
 from __future__ import annotations
@@ -57,6 +65,34 @@ def in_feed_order(table: Table) -> _InFeedOrder:
 def sql(xmin: str) -> str:
     """The same condition in hand-written PostgreSQL, on the ``xmin`` expression given."""
     return f"{FUNCTION}({xmin})"
+
+
+_QUEUES = 0x5C1A
+"""The first key of scimgate's row queues (two-key advisory locks, a key space apart
+from the one-key lock of migrations)."""
+
+
+class _Queued(FunctionElement[bool]):
+    type = Boolean()
+    inherit_cache = True
+
+
+def queued(table: Table) -> _Queued:
+    """A ``WHERE`` condition for a ``SELECT … FOR UPDATE`` of one row of ``table`` by its
+    ``id`` (put it last): on PostgreSQL, wait for the row's queue first (see the module
+    docstring); true."""
+    return _Queued(literal_column(f"{table.name}.id"))
+
+
+@compiles(_Queued)
+def _not_queued(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "1"
+
+
+@compiles(_Queued, "postgresql")
+def _queue(element: Any, compiler: Any, **kw: Any) -> str:
+    key = compiler.process(element.clauses, **kw)
+    return f"pg_advisory_xact_lock({_QUEUES}, hashtext({key})) IS NOT NULL"
 
 
 @compiles(_InFeedOrder)
