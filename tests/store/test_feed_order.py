@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from scimgate.store import engine
 from scimgate.store.engine import Database, replayable
 from scimgate.store.feed_order import FUNCTION, WARM, in_feed_order, out_of_order
+from scimgate.store.transient import DatabaseUnavailable
 
 _scratch = Table("feed_order_scratch", MetaData(), Column("id", Integer, primary_key=True))
 
@@ -124,3 +125,29 @@ async def test_an_out_of_order_change_is_replayed_at_once(
 
     assert await pg.transact(work) == 2
     assert pauses == ([] if ours else [1])
+
+
+async def test_a_change_still_out_of_order_after_every_attempt_is_busy_not_a_bug(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Contention that outlasts the replays is a 503 the IdP retries (busy), not a 500."""
+    pauses: list[int] = []
+
+    async def pause(attempt: int) -> None:
+        pauses.append(attempt)
+
+    monkeypatch.setattr(engine, "_backoff", pause)
+    runs = 0
+
+    async def work(conn: Any) -> None:
+        nonlocal runs
+        runs += 1
+        mine = (await conn.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+        newer = (int(str(mine)) + 10) % 2**32
+        await conn.execute(text(f"SELECT {FUNCTION}(CAST('{newer}' AS xid))"))
+
+    with pytest.raises(DatabaseUnavailable) as raised:
+        await pg.transact(work, attempts=3)
+    assert raised.value.busy
+    assert runs == 3
+    assert pauses == []

@@ -40,7 +40,8 @@ _READ = "scimgate_read"
 # Serialization failure, deadlock detected, and a prepared statement missing on (or
 # already on) a server session a pooler shared: the process stops preparing, then replays.
 # (A prepared statement a migration made stale is replayed too: see replayable.)
-_RETRYABLE_SQLSTATES = {"40001", "40P01", *LOST_SQLSTATES}
+_CONTENDED = frozenset({"40001", "40P01"})
+_RETRYABLE_SQLSTATES = {*_CONTENDED, *LOST_SQLSTATES}
 T = TypeVar("T")
 
 
@@ -349,13 +350,20 @@ class Database:
         serialization failures (the whole transaction is replayed, so ``work`` must not
         have effects outside the database): after a random pause, except a change that
         would have come out of order in the feed (:mod:`scimgate.store.feed_order`),
-        which is replayed at once."""
+        which is replayed at once. Still failing so after ``attempts``, it is
+        :class:`DatabaseUnavailable` (busy: a 503 the IdP retries), not a 500."""
         for attempt in range(1, attempts + 1):
             try:
                 async with self.write() as conn:
                     return await work(conn)
             except DBAPIError as exc:
-                if attempt == attempts or not replayable(exc):
+                if not replayable(exc):
+                    raise
+                if attempt == attempts:
+                    if getattr(exc.orig, "sqlstate", None) in _CONTENDED:
+                        raise DatabaseUnavailable(
+                            f"still contended after {attempts} attempts: {exc.orig}", busy=True
+                        ) from exc
                     raise
                 if not out_of_order(exc):  # that one's newer writer has committed: no wait
                     await _backoff(attempt)
