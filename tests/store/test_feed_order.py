@@ -18,19 +18,29 @@ from scimgate.store.transient import DatabaseUnavailable
 _scratch = Table("feed_order_scratch", MetaData(), Column("id", Integer, primary_key=True))
 
 
+async def _check_against(conn: Any, last_writer: Callable[[int], int]) -> Any:
+    """Run the function on ``conn`` (a transaction) for the last writer
+    ``last_writer(mine)``, ``mine`` being the transaction's id (32 bits; assigned now if
+    it had none)."""
+    mine = (
+        await conn.execute(text("SELECT CAST(CAST(pg_current_xact_id() AS xid) AS text)"))
+    ).scalar_one()
+    value = last_writer(int(mine)) % 2**32
+    return await conn.execute(text(f"SELECT {FUNCTION}(CAST('{value}' AS xid))"))
+
+
+def _newer(mine: int) -> int:
+    return mine + 10
+
+
 async def _verdict(db: Database, last_writer: Callable[[int], int]) -> bool | str:
     """The function's answer in a transaction that has an id, for the last writer
     ``last_writer(mine)`` (``mine``: our transaction id, 32 bits): True, or the error's
     SQLSTATE."""
     async with db.engine.connect() as conn:
         await conn.execute(text("BEGIN"))
-        mine = (
-            await conn.execute(text("SELECT CAST(CAST(pg_current_xact_id() AS xid) AS text)"))
-        ).scalar_one()
-        value = last_writer(int(mine)) % 2**32
         try:
-            result = await conn.execute(text(f"SELECT {FUNCTION}(CAST('{value}' AS xid))"))
-            return bool(result.scalar_one())
+            return bool((await _check_against(conn, last_writer)).scalar_one())
         except DBAPIError as exc:
             assert replayable(exc) and out_of_order(exc), exc
             return str(getattr(exc.orig, "sqlstate", None))
@@ -45,6 +55,18 @@ async def pg(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, pool_size=1)
     yield database
     await database.dispose()
+
+
+@pytest.fixture()
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The attempts ``Database.transact`` paused before (its back-off, recorded instead)."""
+    paused: list[int] = []
+
+    async def pause(attempt: int) -> None:
+        paused.append(attempt)
+
+    monkeypatch.setattr(engine, "_backoff", pause)
+    return paused
 
 
 @pytest.mark.parametrize(
@@ -99,16 +121,10 @@ END $$"""
 
 @pytest.mark.parametrize("ours", [True, False], ids=["out-of-order", "other-40001"])
 async def test_an_out_of_order_change_is_replayed_at_once(
-    pg: Database, ours: bool, monkeypatch: pytest.MonkeyPatch
+    pg: Database, ours: bool, pauses: list[int]
 ) -> None:
     """Its newer writer has committed already: waiting gains nothing. Other replayable
     failures (deadlocks, serialization failures) still wait a random moment first."""
-    pauses: list[int] = []
-
-    async def pause(attempt: int) -> None:
-        pauses.append(attempt)
-
-    monkeypatch.setattr(engine, "_backoff", pause)
     runs = 0
 
     async def work(conn: Any) -> int:
@@ -116,9 +132,7 @@ async def test_an_out_of_order_change_is_replayed_at_once(
         runs += 1
         if runs == 1:
             if ours:
-                mine = (await conn.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
-                newer = (int(str(mine)) + 10) % 2**32
-                await conn.execute(text(f"SELECT {FUNCTION}(CAST('{newer}' AS xid))"))
+                await _check_against(conn, _newer)
             else:
                 await conn.execute(text(_OTHER_SERIALIZATION_FAILURE))
         return runs
@@ -128,23 +142,15 @@ async def test_an_out_of_order_change_is_replayed_at_once(
 
 
 async def test_a_change_still_out_of_order_after_every_attempt_is_busy_not_a_bug(
-    pg: Database, monkeypatch: pytest.MonkeyPatch
+    pg: Database, pauses: list[int]
 ) -> None:
     """Contention that outlasts the replays is a 503 the IdP retries (busy), not a 500."""
-    pauses: list[int] = []
-
-    async def pause(attempt: int) -> None:
-        pauses.append(attempt)
-
-    monkeypatch.setattr(engine, "_backoff", pause)
     runs = 0
 
     async def work(conn: Any) -> None:
         nonlocal runs
         runs += 1
-        mine = (await conn.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
-        newer = (int(str(mine)) + 10) % 2**32
-        await conn.execute(text(f"SELECT {FUNCTION}(CAST('{newer}' AS xid))"))
+        await _check_against(conn, _newer)
 
     with pytest.raises(DatabaseUnavailable) as raised:
         await pg.transact(work, attempts=3)
