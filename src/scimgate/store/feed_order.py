@@ -50,9 +50,25 @@ WARM = f"SELECT {FUNCTION}(CAST('3' AS xid))"
 the function (~1.4 ms), better paid before a request needs it."""
 
 
-class _InFeedOrder(FunctionElement[bool]):
+class _PostgresCondition(FunctionElement[bool]):
+    """A ``WHERE`` condition written on PostgreSQL as ``template`` around its argument,
+    and plain true on SQLite (one writer at a time: nothing to check or queue for)."""
+
     type = Boolean()
     inherit_cache = True
+    template = "{}"
+
+
+class _InFeedOrder(_PostgresCondition):
+    inherit_cache = True
+    template = FUNCTION + "({})"
+
+
+class _Queued(_PostgresCondition):
+    inherit_cache = True
+    template = "pg_advisory_xact_lock(" + str(0x5C1A) + ", hashtext({})) IS NOT NULL"
+    """The first key, 0x5C1A, names scimgate's row queues (two-key advisory locks, a key
+    space apart from the one-key lock of migrations)."""
 
 
 def in_feed_order(table: Table) -> _InFeedOrder:
@@ -64,17 +80,7 @@ def in_feed_order(table: Table) -> _InFeedOrder:
 
 def sql(xmin: str) -> str:
     """The same condition in hand-written PostgreSQL, on the ``xmin`` expression given."""
-    return f"{FUNCTION}({xmin})"
-
-
-_QUEUES = 0x5C1A
-"""The first key of scimgate's row queues (two-key advisory locks, a key space apart
-from the one-key lock of migrations)."""
-
-
-class _Queued(FunctionElement[bool]):
-    type = Boolean()
-    inherit_cache = True
+    return _InFeedOrder.template.format(xmin)
 
 
 def queued(table: Table) -> _Queued:
@@ -84,22 +90,11 @@ def queued(table: Table) -> _Queued:
     return _Queued(literal_column(f"{table.name}.id"))
 
 
-@compiles(_Queued)
-def _not_queued(_element: Any, _compiler: Any, **_kw: Any) -> str:
-    return "1"
-
-
-@compiles(_Queued, "postgresql")
-def _queue(element: Any, compiler: Any, **kw: Any) -> str:
-    key = compiler.process(element.clauses, **kw)
-    return f"pg_advisory_xact_lock({_QUEUES}, hashtext({key})) IS NOT NULL"
-
-
-@compiles(_InFeedOrder)
+@compiles(_PostgresCondition)
 def _true(_element: Any, _compiler: Any, **_kw: Any) -> str:
     return "1"  # SQLAlchemy writes a boolean in a WHERE there as "1 = 1"
 
 
-@compiles(_InFeedOrder, "postgresql")
-def _checked(element: Any, compiler: Any, **kw: Any) -> str:
-    return sql(compiler.process(element.clauses, **kw))
+@compiles(_PostgresCondition, "postgresql")
+def _postgres(element: _PostgresCondition, compiler: Any, **kw: Any) -> str:
+    return element.template.format(compiler.process(element.clauses, **kw))

@@ -1,8 +1,8 @@
 """PostgreSQL: the function that keeps each resource's events in commit order.
 
 See scimgate/store/feed_order.py. ``last_writer`` is a row's ``xmin``; ours is compared
-to it modulo 2^32, as PostgreSQL compares transaction ids (both are recent: the row is
-locked by us, so its last writer ran within the last 2^31 transactions). The special
+to it modulo 2^32, as PostgreSQL compares transaction ids (both are recent: a row left
+unwritten for 2^31 transactions has long been frozen by autovacuum). The special
 ids below 3 (frozen rows) are older than any, and so is every committed one when we
 have no id yet (the one we get will be newer): then nothing is assigned, which also
 lets a new session run the function once to have it compiled (feed_order.WARM).
