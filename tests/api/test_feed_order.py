@@ -226,7 +226,7 @@ async def test_concurrent_member_patches_of_one_group_queue_instead_of_replaying
     path = f"/Groups/{group['id']}"
     remove = [_patch({"op": "remove", "path": f'members[value eq "{u}"]'}) for u in users]
     for _ in range(10):
-        bodies = [_patch({"op": "add", "path": "members", "value": [{"value": u}]}) for u in users]
+        bodies = [_add_member(u) for u in users]
         responses = await asyncio.gather(
             *(stack.scim(directory, "PATCH", path, b) for b in [*bodies, *remove])
         )
